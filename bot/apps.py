@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class BotConfig(AppConfig):
+    name = "bot"
+    verbose_name = _("Robô de triagem")
+    default_auto_field = "django.db.models.BigAutoField"

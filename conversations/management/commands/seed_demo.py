@@ -1,0 +1,296 @@
+"""Seed a demo ISP: one user per role, two teams, and a few hundred customers with conversations.
+
+Development only: refused when DEBUG is off. Idempotent for users and teams; customers are
+added only when the database has none (``--force`` adds another batch).
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Presence, Role, Team, User
+from conversations import services
+from conversations.models import Conversation, Customer, Message
+
+DEMO_USERS = [
+    # username, role, password, teams
+    ("agent", Role.AGENT, "agent-demo-2026", ["suporte"]),
+    ("supervisor", Role.SUPERVISOR, "supervisor-demo-2026", ["suporte", "financeiro"]),
+    ("admin", Role.ADMIN, "admin-demo-2026", []),
+    ("dpo", Role.DPO, "dpo-demo-2026", []),
+    ("agent2", Role.AGENT, "agent2-demo-2026", ["financeiro"]),
+]
+
+TEAMS = [
+    ("suporte", "Suporte técnico", "Sem conexão, lentidão, visitas técnicas."),
+    ("financeiro", "Financeiro", "Boletos, segunda via, PIX, negociação e cancelamento."),
+]
+
+FIRST_NAMES = [
+    "Ana",
+    "João",
+    "Maria",
+    "José",
+    "Francisca",
+    "Antônio",
+    "Adriana",
+    "Carlos",
+    "Juliana",
+    "Paulo",
+    "Márcia",
+    "Lucas",
+    "Fernanda",
+    "Rafael",
+    "Aline",
+    "Bruno",
+    "Patrícia",
+    "Diego",
+    "Camila",
+    "Marcos",
+    "Letícia",
+    "Gabriel",
+    "Beatriz",
+    "Rodrigo",
+    "Sônia",
+    "Thiago",
+]
+LAST_NAMES = [
+    "Silva",
+    "Santos",
+    "Oliveira",
+    "Souza",
+    "Rodrigues",
+    "Ferreira",
+    "Alves",
+    "Pereira",
+    "Lima",
+    "Gomes",
+    "Costa",
+    "Ribeiro",
+    "Martins",
+    "Carvalho",
+    "Araújo",
+    "Melo",
+    "Barbosa",
+]
+DDDS = ["11", "21", "31", "41", "51", "61", "71", "81", "85", "62", "48", "27"]
+
+# (team slug, priority, customer lines, agent/bot replies)
+SCRIPTS: list[tuple[str, int, list[str], list[str]]] = [
+    (
+        "suporte",
+        2,
+        ["Boa tarde, estou sem internet desde ontem à noite", "Já desliguei e liguei o roteador"],
+        ["Vou verificar o sinal da sua ONU, um momento por favor."],
+    ),
+    (
+        "suporte",
+        1,
+        ["oi a net ta muito lenta", "contratei 300 mega e no teste dá 20"],
+        ["Você está testando pelo cabo ou pelo Wi-Fi?"],
+    ),
+    (
+        "financeiro",
+        1,
+        ["Preciso da segunda via do boleto deste mês", "pode ser o PIX também"],
+        ["Claro! Vou gerar a segunda via para você."],
+    ),
+    (
+        "financeiro",
+        1,
+        ["Paguei ontem pelo PIX e a internet continua bloqueada", "segue o comprovante"],
+        ["Obrigado, vou confirmar o pagamento e liberar a conexão."],
+    ),
+    (
+        "suporte",
+        1,
+        ["Quero mudar meu plano para o de 500 mega", "quanto fica?"],
+        ["Vou te passar as opções disponíveis no seu endereço."],
+    ),
+    (
+        "suporte",
+        2,
+        ["A luz LOS do aparelho está vermelha piscando", "precisa de técnico?"],
+        ["Sim, vou agendar uma visita técnica. Qual o melhor período?"],
+    ),
+    (
+        "financeiro",
+        3,
+        ["Quero cancelar meu contrato", "já é a terceira vez que fico sem internet este mês"],
+        ["Sinto muito pelo transtorno. Vou registrar o seu pedido de cancelamento."],
+    ),
+    (
+        "suporte",
+        1,
+        ["Quero falar com um atendente", "o robô não resolveu"],
+        ["Olá! Sou do suporte, como posso ajudar?"],
+    ),
+    (
+        "suporte",
+        1,
+        ["O Wi-Fi não chega no quarto dos fundos", "dá pra colocar um repetidor?"],
+        ["Temos o plano com roteador mesh, posso te explicar?"],
+    ),
+    (
+        "financeiro",
+        1,
+        ["Meu boleto veio com valor diferente", "cobraram uma taxa que eu não conheço"],
+        ["Vou conferir a sua fatura, um instante."],
+    ),
+]
+
+
+class Command(BaseCommand):
+    help = "Cria dados de demonstração (usuários por papel, equipes, clientes e conversas)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--customers", type=int, default=300)
+        parser.add_argument("--seed", type=int, default=2026)
+        parser.add_argument(
+            "--force", action="store_true", help="add customers even if some already exist"
+        )
+
+    def handle(self, *args, customers: int, seed: int, force: bool, **options) -> None:
+        if not settings.DEBUG:
+            raise CommandError(
+                "seed_demo só roda com DEBUG ligado (dados e senhas de demonstração)."
+            )
+        if customers < 0 or customers > 100_000:
+            raise CommandError("--customers deve estar entre 0 e 100000.")
+        rng = random.Random(seed)
+        with transaction.atomic():
+            teams = self._teams()
+            created_users = self._users(teams)
+        if Customer.objects.exists() and not force:
+            self.stdout.write("Clientes já existem: nada a semear (use --force para mais).")
+        else:
+            self._customers(rng, customers, teams)
+            self.stdout.write(self.style.SUCCESS(f"{customers} clientes de demonstração criados."))
+        if created_users:
+            self.stdout.write(
+                self.style.WARNING("Logins de demonstração (somente desenvolvimento):")
+            )
+            for username, role, password, _teams in DEMO_USERS:
+                if username in created_users:
+                    self.stdout.write(f"  {role:<10} {username:<10} senha: {password}")
+
+    def _teams(self) -> dict[str, Team]:
+        teams = {}
+        for slug, name, description in TEAMS:
+            team, _ = Team.objects.get_or_create(
+                slug=slug, defaults={"name": name, "description": description}
+            )
+            teams[slug] = team
+        return teams
+
+    def _users(self, teams: dict[str, Team]) -> list[str]:
+        created = []
+        for username, role, password, team_slugs in DEMO_USERS:
+            if User.objects.filter(username__iexact=username).exists():
+                continue
+            user = User(
+                username=username,
+                email=f"{username}@demo.ispsupport.local",
+                first_name=username.capitalize(),
+                is_staff=True,
+                presence=Presence.ONLINE if role == Role.AGENT else Presence.OFFLINE,
+            )
+            user.set_password(password)
+            user.save()
+            user.groups.add(Group.objects.get(name=role))
+            user.teams.set([teams[s] for s in team_slugs])
+            created.append(username)
+        return created
+
+    def _customers(self, rng: random.Random, count: int, teams: dict[str, Team]) -> None:
+        agents = {
+            slug: list(User.objects.filter(groups__name=Role.AGENT, teams=team))
+            for slug, team in teams.items()
+        }
+        now = timezone.now()
+        states = ["bot", "waiting", "assigned", "closed", "closed"]
+        for i in range(count):
+            with transaction.atomic():
+                name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+                ddd = rng.choice(DDDS)
+                wa_id = f"55{ddd}9{rng.randint(10_000_000, 99_999_999)}"
+                customer = services.customer_resolve(wa_id=wa_id, name=name)
+                customer.contract_ref = f"CT-{100000 + i}"
+                customer.cpf = _fake_cpf(rng)
+                customer.save(update_fields=["contract_ref", "cpf"])
+                # One earlier, closed contact for some customers (the sidebar's history).
+                if rng.random() < 0.3:
+                    self._conversation(
+                        rng, customer, teams, agents, "closed", now - timedelta(days=40)
+                    )
+                state = states[i % len(states)]
+                started = now - timedelta(minutes=rng.randint(5, 60 * 20))
+                self._conversation(rng, customer, teams, agents, state, started)
+
+    def _conversation(self, rng, customer, teams, agents, state, started) -> None:
+        team_slug, priority, lines, replies = rng.choice(SCRIPTS)
+        conv = services.conversation_open(customer=customer, opened_at=started)
+        t = started
+        for line in lines:
+            t += timedelta(seconds=rng.randint(5, 90))
+            services.message_record_inbound(
+                conversation=conv,
+                wamid=f"wamid.DEMO{customer.pk}{rng.getrandbits(48):x}",
+                type=Message.Type.TEXT,
+                text=line,
+                timestamp=t,
+            )
+        if state == "bot":
+            return
+        conv = services.conversation_escalate(
+            conversation=conv, reason="demo", team=teams[team_slug], priority=priority
+        )
+        if state == "waiting":
+            return
+        team_agents = agents.get(team_slug) or []
+        if not team_agents:
+            return
+        agent = rng.choice(team_agents)
+        conv = services.conversation_assign(conversation=conv, agent=agent, reason="demo")
+        for reply in replies:
+            t += timedelta(seconds=rng.randint(20, 300))
+            msg = Message.objects.create(
+                conversation=conv,
+                direction=Message.Direction.OUTBOUND,
+                sender_kind=Message.SenderKind.AGENT,
+                sender_user=agent,
+                type=Message.Type.TEXT,
+                text=reply,
+                status=Message.Status.READ,
+                wamid=f"wamid.DEMOOUT{conv.pk}{rng.getrandbits(48):x}",
+                sent_at=t,
+                delivered_at=t,
+                read_at=t,
+                created_at=t,
+            )
+            Conversation.objects.filter(pk=conv.pk, first_response_at__isnull=True).update(
+                first_response_at=msg.created_at
+            )
+        if state == "closed":
+            services.conversation_close(
+                conversation=conv,
+                resolution=Conversation.Resolution.RESOLVED,
+                actor=agent,
+            )
+
+
+def _fake_cpf(rng: random.Random) -> str:
+    """A CPF with valid check digits (random, not a real person's)."""
+    base = [rng.randint(0, 9) for _ in range(9)]
+    for length in (9, 10):
+        total = sum(d * w for d, w in zip(base, range(length + 1, 1, -1), strict=False))
+        digit = (total * 10) % 11
+        base.append(0 if digit == 10 else digit)
+    return "".join(map(str, base))

@@ -1,0 +1,381 @@
+"""Customers, conversations and messages: the core of the product.
+
+State changes go through ``conversations.services``; nothing here has side effects in ``save()``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+# Meta lets a business answer freely for 24 hours after the customer's last message.
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
+
+
+class Customer(models.Model):
+    """A WhatsApp contact of the ISP.
+
+    Identity: Meta's ``wa_id`` when it sends one, else its business-scoped user id (BSUID,
+    ``user_id``); customers who hide their number behind a username arrive with the BSUID only.
+    ``phone_e164`` holds the canonical number (Brazilian mobiles always with the 9th digit),
+    so ``5511987654321`` and ``551187654321`` are one customer.
+
+    Indexes: ``wa_id``, ``bsuid`` and ``phone_e164`` are unique (webhook look-ups);
+    ``cpf`` serves the ERP/identity look-up.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Ativo")
+        BLOCKED = "blocked", _("Bloqueado")
+        ANONYMIZED = "anonymized", _("Anonimizado")
+
+    wa_id = models.CharField(_("WhatsApp id"), max_length=32, null=True, blank=True, unique=True)
+    bsuid = models.CharField(
+        _("id do usuário (BSUID)"), max_length=128, null=True, blank=True, unique=True
+    )
+    parent_bsuid = models.CharField(max_length=128, blank=True)
+    username = models.CharField(_("nome de usuário"), max_length=100, blank=True)
+    phone_e164 = models.CharField(
+        _("telefone (E.164)"), max_length=20, null=True, blank=True, unique=True
+    )
+    name = models.CharField(_("nome"), max_length=200, blank=True)
+    cpf = models.CharField(_("CPF"), max_length=11, blank=True, db_index=True)
+    contract_ref = models.CharField(_("contrato no provedor"), max_length=64, blank=True)
+    status = models.CharField(
+        _("situação"), max_length=16, choices=Status.choices, default=Status.ACTIVE
+    )
+    metadata = models.JSONField(_("metadados"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("criado em"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("atualizado em"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("cliente")
+        verbose_name_plural = _("clientes")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(wa_id__isnull=False)
+                | Q(bsuid__isnull=False)
+                | Q(phone_e164__isnull=False)
+                | Q(status="anonymized"),
+                name="customer_has_an_identity",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.masked_phone or self.username or f"#{self.pk}"
+
+    @property
+    def masked_phone(self) -> str:
+        """The phone with the middle digits hidden, for lists and logs of staff actions."""
+        if not self.phone_e164:
+            return ""
+        p = self.phone_e164
+        return f"{p[:5]}•••••{p[-4:]}" if len(p) > 9 else "•••"
+
+    @property
+    def masked_cpf(self) -> str:
+        return f"•••.{self.cpf[3:6]}.•••-{self.cpf[-2:]}" if len(self.cpf) == 11 else ""
+
+
+class Conversation(models.Model):
+    """One contact of a customer with the ISP, identified by its protocol number.
+
+    Life cycle: bot → waiting → assigned → closed. A closed conversation is never reopened: the
+    customer's next message opens a new one. At most one open conversation per customer,
+    enforced by the partial unique constraint ``one_open_conversation_per_customer``.
+
+    Indexes and the queries they serve:
+    - ``conv_state_agent``: an agent's own queue ("Mine": state=assigned, assigned_agent=me).
+    - ``conv_team_queue``: a team's waiting queue ordered by priority, then age.
+    - ``conv_state_queue``: the waiting queue across teams (supervisors, auto-assignment).
+    - ``customer`` (FK index): a customer's previous conversations in the sidebar.
+    - ``protocol`` (unique): search by protocol number.
+    """
+
+    class State(models.TextChoices):
+        BOT = "bot", _("Com o robô")
+        WAITING = "waiting", _("Aguardando atendente")
+        ASSIGNED = "assigned", _("Em atendimento")
+        CLOSED = "closed", _("Encerrada")
+
+    class Priority(models.IntegerChoices):
+        LOW = 0, _("Baixa")
+        NORMAL = 1, _("Normal")
+        HIGH = 2, _("Alta")
+        URGENT = 3, _("Urgente")
+
+    class Resolution(models.TextChoices):
+        RESOLVED = "resolved", _("Resolvido")
+        RESOLVED_BY_BOT = "resolved_by_bot", _("Resolvido pelo robô")
+        UNRESOLVED = "unresolved", _("Não resolvido")
+        NO_RESPONSE = "no_response", _("Cliente não respondeu")
+        DUPLICATE = "duplicate", _("Duplicado")
+        SPAM = "spam", _("Spam")
+
+    OPEN_STATES = (State.BOT, State.WAITING, State.ASSIGNED)
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="conversations", verbose_name=_("cliente")
+    )
+    protocol = models.CharField(_("protocolo"), max_length=20, unique=True, editable=False)
+    state = models.CharField(_("situação"), max_length=10, choices=State.choices, default=State.BOT)
+    priority = models.SmallIntegerField(
+        _("prioridade"), choices=Priority.choices, default=Priority.NORMAL
+    )
+    team = models.ForeignKey(
+        "accounts.Team",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="conversations",
+        verbose_name=_("equipe"),
+    )
+    assigned_agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_conversations",
+        verbose_name=_("atendente"),
+    )
+    business_number_id = models.CharField(
+        _("número da empresa (phone number id)"), max_length=32, blank=True
+    )
+    bot_attempts = models.PositiveSmallIntegerField(_("turnos do robô"), default=0)
+    opened_at = models.DateTimeField(_("aberta em"), default=timezone.now)
+    waiting_since = models.DateTimeField(_("aguardando desde"), null=True, blank=True)
+    first_response_at = models.DateTimeField(_("primeira resposta em"), null=True, blank=True)
+    last_customer_message_at = models.DateTimeField(
+        _("última mensagem do cliente"), null=True, blank=True
+    )
+    last_message_at = models.DateTimeField(_("última mensagem"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("encerrada em"), null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("encerrada por"),
+    )
+    resolution = models.CharField(
+        _("resolução"), max_length=20, choices=Resolution.choices, blank=True
+    )
+    resolution_note = models.TextField(_("nota de encerramento"), blank=True)
+    csat_score = models.PositiveSmallIntegerField(_("avaliação (CSAT)"), null=True, blank=True)
+    template_required = models.BooleanField(
+        _("exige modelo aprovado"),
+        default=False,
+        help_text=_("Meta recusou uma mensagem livre (janela de 24 horas encerrada)."),
+    )
+
+    class Meta:
+        verbose_name = _("conversa")
+        verbose_name_plural = _("conversas")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=~Q(state="closed"),
+                name="one_open_conversation_per_customer",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="assigned") | Q(assigned_agent__isnull=False),
+                name="assigned_conversation_has_agent",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="closed") | Q(closed_at__isnull=False),
+                name="closed_conversation_has_closed_at",
+            ),
+            models.CheckConstraint(
+                condition=Q(csat_score__isnull=True) | Q(csat_score__gte=1, csat_score__lte=5),
+                name="csat_between_1_and_5",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["state", "assigned_agent"], name="conv_state_agent"),
+            models.Index(
+                fields=["team", "state", "-priority", "opened_at"], name="conv_team_queue"
+            ),
+            models.Index(fields=["state", "-priority", "opened_at"], name="conv_state_queue"),
+        ]
+
+    def __str__(self) -> str:
+        return self.protocol
+
+    @property
+    def is_open(self) -> bool:
+        return self.state != self.State.CLOSED
+
+    @property
+    def window_expires_at(self):
+        """When free-form replies stop being allowed (None: the customer never wrote)."""
+        if self.last_customer_message_at is None:
+            return None
+        return self.last_customer_message_at + CUSTOMER_SERVICE_WINDOW
+
+    def window_is_open(self, now=None) -> bool:
+        expires = self.window_expires_at
+        return expires is not None and (now or timezone.now()) < expires
+
+
+class ProtocolCounter(models.Model):
+    """Per-day sequence behind protocol numbers (YYYYMMDD + zero-padded sequence).
+
+    Incremented with one atomic ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` statement, so
+    concurrent openings never share a number and never wait on a table lock.
+    """
+
+    day = models.DateField(primary_key=True)
+    value = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("contador de protocolos")
+        verbose_name_plural = _("contadores de protocolos")
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y%m%d}: {self.value}"
+
+
+class Message(models.Model):
+    """One WhatsApp message, inbound or outbound, or a system line of the conversation.
+
+    Outbound messages are created ``pending`` (the outbox) and delivered by the whatsapp app;
+    ``status`` only moves forward (see ``services.message_update_delivery``).
+
+    Indexes and the queries they serve:
+    - ``wamid`` (unique when present): webhook de-duplication and status updates.
+    - ``msg_conv_created``: a conversation's history in order (conversation page, exports).
+    - ``msg_created``: retention scans by age.
+    """
+
+    class Direction(models.TextChoices):
+        INBOUND = "in", _("Recebida")
+        OUTBOUND = "out", _("Enviada")
+
+    class SenderKind(models.TextChoices):
+        CUSTOMER = "customer", _("Cliente")
+        AGENT = "agent", _("Atendente")
+        BOT = "bot", _("Robô")
+        SYSTEM = "system", _("Sistema")
+
+    class Type(models.TextChoices):
+        TEXT = "text", _("Texto")
+        IMAGE = "image", _("Imagem")
+        AUDIO = "audio", _("Áudio")
+        VIDEO = "video", _("Vídeo")
+        DOCUMENT = "document", _("Documento")
+        STICKER = "sticker", _("Figurinha")
+        LOCATION = "location", _("Localização")
+        CONTACTS = "contacts", _("Contatos")
+        INTERACTIVE = "interactive", _("Interativa")
+        BUTTON = "button", _("Botão")
+        REACTION = "reaction", _("Reação")
+        TEMPLATE = "template", _("Modelo")
+        ORDER = "order", _("Pedido")
+        SYSTEM = "system", _("Sistema")
+        UNSUPPORTED = "unsupported", _("Não suportada")
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", _("Recebida")
+        PENDING = "pending", _("Pendente")
+        SENT = "sent", _("Enviada")
+        DELIVERED = "delivered", _("Entregue")
+        READ = "read", _("Lida")
+        PLAYED = "played", _("Reproduzida")
+        FAILED = "failed", _("Falhou")
+
+    MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    wamid = models.CharField(_("id WhatsApp"), max_length=191, null=True, blank=True, unique=True)
+    direction = models.CharField(_("direção"), max_length=3, choices=Direction.choices)
+    sender_kind = models.CharField(_("remetente"), max_length=10, choices=SenderKind.choices)
+    sender_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    type = models.CharField(_("tipo"), max_length=12, choices=Type.choices, default=Type.TEXT)
+    text = models.TextField(_("texto"), blank=True)
+    media_id = models.CharField(max_length=128, blank=True)
+    media_mime_type = models.CharField(max_length=100, blank=True)
+    media_sha256 = models.CharField(max_length=100, blank=True)
+    media_size = models.PositiveBigIntegerField(null=True, blank=True)
+    media_filename = models.CharField(max_length=255, blank=True)
+    media_file = models.FileField(upload_to="media/%Y/%m/", blank=True)
+    reply_to = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replies"
+    )
+    context_wamid = models.CharField(
+        _("responde a (wamid)"), max_length=191, blank=True, db_index=True
+    )
+    payload = models.JSONField(_("conteúdo bruto"), default=dict, blank=True)
+    status = models.CharField(
+        _("entrega"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    error_code = models.IntegerField(_("código de erro"), null=True, blank=True)
+    error_title = models.CharField(_("erro"), max_length=255, blank=True)
+    error_details = models.TextField(_("detalhes do erro"), blank=True)
+    whatsapp_timestamp = models.DateTimeField(_("horário no WhatsApp"), null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    deleted_by_customer_at = models.DateTimeField(null=True, blank=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("criada em"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("mensagem")
+        verbose_name_plural = _("mensagens")
+        indexes = [
+            models.Index(fields=["conversation", "created_at"], name="msg_conv_created"),
+            models.Index(fields=["created_at"], name="msg_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} {self.type} #{self.pk}"
+
+
+class ConversationEvent(models.Model):
+    """Why a conversation is where it is: assignment, transfer, escalation, bot decision, close.
+
+    Holds no customer text (``data`` carries ids, reasons and figures only).
+    Index: (conversation, created_at) for the conversation page's system lines.
+    """
+
+    class Kind(models.TextChoices):
+        OPENED = "opened", _("Aberta")
+        ESCALATED = "escalated", _("Encaminhada para atendimento humano")
+        ASSIGNED = "assigned", _("Atribuída")
+        UNASSIGNED = "unassigned", _("Devolvida à fila")
+        TRANSFERRED = "transferred", _("Transferida")
+        PRIORITY = "priority", _("Prioridade alterada")
+        BOT_DECISION = "bot_decision", _("Decisão do robô")
+        DELIVERY_FAILED = "delivery_failed", _("Falha de entrega")
+        CLOSED = "closed", _("Encerrada")
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("evento da conversa")
+        verbose_name_plural = _("eventos da conversa")
+        indexes = [models.Index(fields=["conversation", "created_at"], name="convevent_conv")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.created_at:%Y-%m-%d %H:%M})"

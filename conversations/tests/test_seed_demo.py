@@ -1,0 +1,40 @@
+"""The demo seed: users per role that can open /admin/, teams, conversations in every state."""
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.models import User
+from conversations.models import Conversation, Customer
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_creates_every_role_teams_and_conversations_in_every_state(settings, client):
+    settings.DEBUG = True
+    call_command("seed_demo", customers=25)
+    for username in ("agent", "supervisor", "admin", "dpo"):
+        user = User.objects.get(username=username)
+        assert user.groups.filter(name=username).exists()
+        client.force_login(user)
+        assert client.get("/admin/").status_code == 200, username
+        client.logout()
+    states = set(Conversation.objects.values_list("state", flat=True))
+    assert states == {"bot", "waiting", "assigned", "closed"}
+    assert Customer.objects.count() == 25
+    # Every conversation carries customer messages in Portuguese.
+    assert Conversation.objects.filter(messages__isnull=True).count() == 0
+
+
+def test_seed_demo_twice_does_not_duplicate(settings):
+    settings.DEBUG = True
+    call_command("seed_demo", customers=5)
+    call_command("seed_demo", customers=5)
+    assert Customer.objects.count() == 5
+    assert User.objects.filter(username="agent").count() == 1
+
+
+def test_seed_demo_is_refused_when_debug_is_off(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="DEBUG"):
+        call_command("seed_demo", customers=5)
+    assert not User.objects.filter(username="agent").exists()

@@ -1,0 +1,5 @@
+"""ispsupport: WhatsApp customer support for Brazilian internet providers."""
+
+from .celery import app as celery_app
+
+__all__ = ("celery_app",)

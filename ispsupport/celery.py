@@ -1,0 +1,11 @@
+"""The Celery application. Queues: webhooks, ai, outbound, media, default."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ispsupport.settings")
+
+app = Celery("ispsupport")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

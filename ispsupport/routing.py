@@ -1,0 +1,3 @@
+"""WebSocket routes. Each app that serves a socket contributes its patterns here."""
+
+websocket_urlpatterns: list = []
