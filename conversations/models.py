@@ -330,6 +330,10 @@ class Message(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
+    # Outbox bookkeeping: a worker claims a pending message for a lease before calling Meta,
+    # so the sweeper and a retried task never send it twice.
+    delivery_attempts = models.PositiveSmallIntegerField(default=0)
+    delivery_claimed_until = models.DateTimeField(null=True, blank=True)
     deleted_by_customer_at = models.DateTimeField(null=True, blank=True)
     edited_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(_("criada em"), default=timezone.now)
@@ -340,6 +344,12 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "created_at"], name="msg_conv_created"),
             models.Index(fields=["created_at"], name="msg_created"),
+            # The outbox sweeper: pending outbound messages by age.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status="pending"),
+                name="msg_outbox_pending",
+            ),
         ]
 
     def __str__(self) -> str:

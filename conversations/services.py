@@ -7,7 +7,7 @@ Functions are keyword-only and run in a transaction. Errors a caller can show to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -593,6 +593,75 @@ def message_mark_sent(*, message: Message, wamid: str, now: datetime | None = No
     Message.objects.filter(pk=message.pk, wamid__isnull=True).update(wamid=wamid)
     message.refresh_from_db()
     return message
+
+
+def message_claim_for_delivery(
+    *, message_id: int, lease_seconds: int = 60, now: datetime | None = None
+) -> Message | None:
+    """Claim a pending outbound message for one delivery attempt; None if not claimable.
+
+    One conditional UPDATE: only a pending message whose previous lease expired is claimed,
+    so two workers (a retried task and the sweeper) never call Meta for the same message.
+    The claim counts an attempt. Call ``message_release_claim`` to retry sooner.
+    """
+    now = now or timezone.now()
+    claimed = (
+        Message.objects.filter(
+            pk=message_id,
+            direction=Message.Direction.OUTBOUND,
+            status=Message.Status.PENDING,
+        )
+        .filter(Q(delivery_claimed_until__isnull=True) | Q(delivery_claimed_until__lt=now))
+        .update(
+            delivery_claimed_until=now + timedelta(seconds=lease_seconds),
+            delivery_attempts=F("delivery_attempts") + 1,
+        )
+    )
+    if not claimed:
+        return None
+    return Message.objects.select_related("conversation", "conversation__customer").get(
+        pk=message_id
+    )
+
+
+def message_release_claim(*, message: Message, retry_at: datetime | None = None) -> None:
+    """Give a claimed message back to the outbox (it stays pending), claimable from retry_at."""
+    Message.objects.filter(pk=message.pk, status=Message.Status.PENDING).update(
+        delivery_claimed_until=retry_at
+    )
+
+
+def message_mark_failed(
+    *,
+    message: Message,
+    error_code: int | None,
+    error_title: str = "",
+    error_details: str = "",
+    now: datetime | None = None,
+) -> None:
+    """Record a send that Meta refused for good (synchronous error), with its code and title."""
+    now = now or timezone.now()
+    Message.objects.filter(
+        pk=message.pk, status__in=[Message.Status.PENDING, Message.Status.SENT]
+    ).update(
+        status=Message.Status.FAILED,
+        error_code=error_code,
+        error_title=error_title[:255],
+        error_details=error_details,
+        failed_at=now,
+        delivery_claimed_until=None,
+    )
+    _event(
+        message.conversation,
+        ConversationEvent.Kind.DELIVERY_FAILED,
+        data={"message_id": message.pk, "error_code": error_code},
+    )
+
+
+def conversation_require_template(*, conversation: Conversation) -> None:
+    """Meta said the 24-hour window is closed (131047): the console must offer templates."""
+    Conversation.objects.filter(pk=conversation.pk).update(template_required=True)
+    conversation.template_required = True
 
 
 def conversation_bump_bot_attempts(*, conversation: Conversation) -> int:

@@ -241,11 +241,12 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "America/Sao_Paulo"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Tasks carry explicit names ("<app>.<verb>_<noun>"); each app's queue is chosen here.
 CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
-    "whatsapp.tasks.process_webhook_event": {"queue": "webhooks"},
-    "whatsapp.tasks.deliver_outbound_message": {"queue": "outbound"},
-    "whatsapp.tasks.download_media": {"queue": "media"},
-    "bot.tasks.*": {"queue": "ai"},
+    "whatsapp.process_webhook_event": {"queue": "webhooks"},
+    "whatsapp.deliver_outbound_message": {"queue": "outbound"},
+    "whatsapp.download_media": {"queue": "media"},
+    "bot.*": {"queue": "ai"},
 }
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 
@@ -318,6 +319,10 @@ SPECTACULAR_SETTINGS = {
 
 # --- Product ----------------------------------------------------------------------------------
 ISP_NAME = env_str("ISP_NAME", "FibraNet Telecom")
+# The data-protection officer (encarregado, LGPD Art. 41), shown in the privacy notice.
+DPO_NAME = env_str("DPO_NAME", "Encarregado de Dados")
+DPO_EMAIL = env_str("DPO_EMAIL", "privacidade@fibranet.example")
+PRIVACY_POLICY_URL = env_str("PRIVACY_POLICY_URL", "https://fibranet.example/privacidade")
 PROTOCOL_SEQUENCE_DIGITS = 6
 
 # WhatsApp Cloud API (Meta). Several phone-number ids may be listed, comma-separated.
