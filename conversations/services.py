@@ -104,15 +104,15 @@ def customer_resolve(
     """Find or create the customer behind a WhatsApp contact.
 
     Matches on the BSUID first, then on the canonical phone (so 9th-digit variants of a
-    Brazilian number are one customer). Fills identifiers the row was missing and keeps the
-    latest ``wa_id`` and profile name Meta sent. Safe under concurrency: a lost insert race is
+    Brazilian number are one customer), then on the raw ``wa_id``. Fills identifiers the row
+    was missing and keeps the latest ``wa_id`` and profile name Meta sent. Safe under concurrency: a lost insert race is
     resolved by reading the winner's row.
     """
     phone = normalize_phone(wa_id) if wa_id else None
-    if not (bsuid or phone):
+    if not (bsuid or wa_id):
         raise InvalidCustomerIdentity()
     for _attempt in range(3):
-        customer = _customer_find(bsuid=bsuid, phone=phone)
+        customer = _customer_find(bsuid=bsuid, phone=phone, wa_id=wa_id)
         if customer is None:
             try:
                 with transaction.atomic():
@@ -139,13 +139,16 @@ def customer_resolve(
     raise IntegrityError("could not resolve customer after concurrent inserts")
 
 
-def _customer_find(*, bsuid: str | None, phone: str | None) -> Customer | None:
+def _customer_find(*, bsuid: str | None, phone: str | None, wa_id: str | None) -> Customer | None:
     if bsuid:
         found = Customer.objects.filter(bsuid=bsuid).first()
         if found is not None:
             return found
     if phone:
         return Customer.objects.filter(phone_e164=phone).first()
+    if wa_id:
+        # A wa_id that is not a plausible phone number (seen in test fixtures): match it as is.
+        return Customer.objects.filter(wa_id=wa_id).first()
     return None
 
 
@@ -668,3 +671,29 @@ def conversation_bump_bot_attempts(*, conversation: Conversation) -> int:
     Conversation.objects.filter(pk=conversation.pk).update(bot_attempts=F("bot_attempts") + 1)
     conversation.refresh_from_db(fields=["bot_attempts"])
     return conversation.bot_attempts
+
+
+def message_apply_revoke(*, wamid: str, at: datetime) -> bool:
+    """The customer deleted a message on WhatsApp: keep the row, blank its content.
+
+    Agents see "mensagem apagada"; the text is not kept (the customer withdrew it).
+    Returns False when the message is unknown (it may arrive later; nothing to do then).
+    """
+    return (
+        Message.objects.filter(wamid=wamid, direction=Message.Direction.INBOUND).update(
+            text="", deleted_by_customer_at=at
+        )
+        > 0
+    )
+
+
+def message_apply_edit(*, wamid: str, text: str, at: datetime) -> bool:
+    """The customer edited a message on WhatsApp: show the new text, mark it edited."""
+    return (
+        Message.objects.filter(
+            wamid=wamid,
+            direction=Message.Direction.INBOUND,
+            deleted_by_customer_at__isnull=True,
+        ).update(text=text, edited_at=at)
+        > 0
+    )

@@ -248,7 +248,10 @@ CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
     "whatsapp.download_media": {"queue": "media"},
     "bot.*": {"queue": "ai"},
 }
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # Events stored but never processed (lost task, broker outage) are dispatched again.
+    "whatsapp.sweep_webhook_events": {"task": "whatsapp.sweep_webhook_events", "schedule": 60.0},
+}
 
 # --- Auth -------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -325,6 +328,36 @@ DPO_EMAIL = env_str("DPO_EMAIL", "privacidade@fibranet.example")
 PRIVACY_POLICY_URL = env_str("PRIVACY_POLICY_URL", "https://fibranet.example/privacidade")
 PROTOCOL_SEQUENCE_DIGITS = 6
 
+# --- Privacy and compliance (LGPD, Anatel): see README "Privacy and compliance" ------------------
+# Retention per data class, in days (compliance.registry reads these; legal floors in README).
+COMPLIANCE_RETENTION_DAYS = {
+    "messages": env_int("RETENTION_MESSAGES_DAYS", 730),  # after the conversation closes
+    "webhook_events": env_int("RETENTION_WEBHOOK_EVENTS_DAYS", 30),
+    "bot_decisions": env_int("RETENTION_BOT_DECISIONS_DAYS", 730),
+    "access_log": env_int("RETENTION_ACCESS_LOG_DAYS", 365),  # Marco Civil art. 15: >= 183
+    "service_records": env_int("RETENTION_SERVICE_RECORDS_DAYS", 1095),  # RGC 765: 3 years
+    "exports": env_int("RETENTION_EXPORTS_DAYS", 7),
+    "requests": env_int("RETENTION_REQUESTS_DAYS", 1825),  # accountability, Art. 6 X
+    "incidents": env_int("RETENTION_INCIDENTS_DAYS", 1825),  # Res. CD/ANPD 15/2024 art. 10
+}
+COMPLIANCE_RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 500)
+COMPLIANCE_DSR_DEADLINE_DAYS = env_int("DSR_DEADLINE_DAYS", 15)  # LGPD Art. 19 II, calendar days
+COMPLIANCE_DSR_NEAR_DUE_DAYS = env_int("DSR_NEAR_DUE_DAYS", 3)
+COMPLIANCE_EXPORT_LINK_HOURS = env_int("EXPORT_LINK_HOURS", 72)
+# Carnival and Corpus Christi are federal "pontos facultativos": counted as business days
+# unless this is on (the conservative default gives the earlier incident deadline).
+COMPLIANCE_OPTIONAL_HOLIDAYS_ARE_OFF = env_bool("OPTIONAL_HOLIDAYS_ARE_OFF", False)
+from celery.schedules import crontab as _crontab  # noqa: E402
+CELERY_BEAT_SCHEDULE["compliance.apply_retention"] = {
+    "task": "compliance.apply_retention",
+    "schedule": _crontab(hour=3, minute=30),  # nightly, São Paulo time (CELERY_TIMEZONE)
+    "options": {"expires": 6 * 3600},
+}
+CELERY_BEAT_SCHEDULE["compliance.check_request_deadlines"] = {
+    "task": "compliance.check_request_deadlines",
+    "schedule": _crontab(hour=7, minute=0),
+}
+
 # WhatsApp Cloud API (Meta). Several phone-number ids may be listed, comma-separated.
 WHATSAPP_APP_SECRET = _require("WHATSAPP_APP_SECRET")
 WHATSAPP_VERIFY_TOKEN = _require("WHATSAPP_VERIFY_TOKEN")
@@ -335,7 +368,9 @@ WHATSAPP_API_BASE_URL = env_str(
     "http://127.0.0.1:8000/simulator/graph" if DEBUG else "https://graph.facebook.com",
 ).rstrip("/")
 WHATSAPP_API_VERSION = env_str("WHATSAPP_API_VERSION", "v25.0")
-WHATSAPP_WEBHOOK_MAX_BYTES = 3 * 1024 * 1024
+WHATSAPP_WEBHOOK_MAX_BYTES = 3 * 1024 * 1024  # Meta's stated maximum payload
+# Django refuses bodies above this before a view sees them; leave room for Meta's 3 MB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = WHATSAPP_WEBHOOK_MAX_BYTES + 64 * 1024
 SIMULATOR_ENABLED = env_bool("SIMULATOR_ENABLED", DEBUG)
 
 # Gemini (Google). No key: the rule-based pt-BR classifier answers.
@@ -343,6 +378,11 @@ GEMINI_API_KEY = env_str("GEMINI_API_KEY")
 GEMINI_MODEL = env_str("GEMINI_MODEL", "gemini-3.5-flash-lite")
 GEMINI_BASE_URL = env_str("GEMINI_BASE_URL") or None
 GEMINI_TIMEOUT_SECONDS = env_float("GEMINI_TIMEOUT_SECONDS", 8.0)
+# Shared across every worker through the cache (Redis in production): the project's quota
+# (requests per minute, keep ~80% of the tier's limit) and the circuit breaker.
+GEMINI_REQUESTS_PER_MINUTE = env_int("GEMINI_REQUESTS_PER_MINUTE", 120)
+GEMINI_BREAKER_FAIL_MAX = env_int("GEMINI_BREAKER_FAIL_MAX", 5)
+GEMINI_BREAKER_RESET_SECONDS = env_float("GEMINI_BREAKER_RESET_SECONDS", 60.0)
 
 FIELD_ENCRYPTION_KEYS = _require("FIELD_ENCRYPTION_KEYS").split(",")
 

@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("django_prometheus.urls")),  # /metrics
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("whatsapp.urls")),
 ]
 
 if settings.SIMULATOR_ENABLED:

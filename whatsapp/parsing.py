@@ -44,6 +44,7 @@ __all__ = [
     "MediaRef",
     "PayloadError",
     "StatusUpdate",
+    "check_envelope",
     "parse_envelope",
     "status_moves_forward",
 ]
@@ -251,16 +252,8 @@ def parse_envelope(body: bytes | str | dict[str, Any]) -> Envelope:
     Raises ``PayloadError`` only for the envelope-level problems listed in the module docstring;
     never raises anything else, whatever the input.
     """
-    data = _decode(body)
-    if "object" not in data:
-        raise PayloadError("object is missing: not a webhook envelope")
-    if data["object"] != WABA_OBJECT:
-        raise PayloadError("object is not whatsapp_business_account")
-    if "entry" not in data:
-        raise PayloadError("entry is missing")
+    data = check_envelope(body)
     entries = data["entry"]
-    if not isinstance(entries, list):
-        raise PayloadError("entry is not a list")
 
     skipped: list[str] = []
     changes: list[Change] = []
@@ -279,6 +272,24 @@ def parse_envelope(body: bytes | str | dict[str, Any]) -> Envelope:
             if change is not None:
                 changes.append(change)
     return Envelope(changes=tuple(changes), skipped=tuple(skipped))
+
+
+def check_envelope(body: bytes | str | dict[str, Any]) -> dict[str, Any]:
+    """Decode the body and check only the envelope; return the decoded object.
+
+    The webhook's acknowledgement path calls this (cheap: one ``json.loads``) to answer 400 for
+    bodies that are not envelopes; ``parse_envelope`` does the rest in the worker.
+    """
+    data = _decode(body)
+    if "object" not in data:
+        raise PayloadError("object is missing: not a webhook envelope")
+    if data["object"] != WABA_OBJECT:
+        raise PayloadError("object is not whatsapp_business_account")
+    if "entry" not in data:
+        raise PayloadError("entry is missing")
+    if not isinstance(data["entry"], list):
+        raise PayloadError("entry is not a list")
+    return data
 
 
 def _decode(body: object) -> dict[str, Any]:

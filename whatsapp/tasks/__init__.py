@@ -1,0 +1,6 @@
+"""Celery tasks of the WhatsApp channel (Celery's autodiscovery imports this package).
+
+Each module registers its tasks under explicit names; queues are routed in settings.
+"""
+
+from whatsapp.tasks.inbound import *  # noqa: F403
