@@ -348,6 +348,7 @@ COMPLIANCE_EXPORT_LINK_HOURS = env_int("EXPORT_LINK_HOURS", 72)
 # unless this is on (the conservative default gives the earlier incident deadline).
 COMPLIANCE_OPTIONAL_HOLIDAYS_ARE_OFF = env_bool("OPTIONAL_HOLIDAYS_ARE_OFF", False)
 from celery.schedules import crontab as _crontab  # noqa: E402
+
 CELERY_BEAT_SCHEDULE["compliance.apply_retention"] = {
     "task": "compliance.apply_retention",
     "schedule": _crontab(hour=3, minute=30),  # nightly, São Paulo time (CELERY_TIMEZONE)
