@@ -1,0 +1,362 @@
+"""Webhook ingest benchmark: signed webhooks from many concurrent clients, on the real topology.
+
+Starts, on this machine: gunicorn (sync workers, WSGI) serving the webhook, a Celery worker
+consuming the ``webhooks`` queue, both against PostgreSQL and Redis. Then sends signed
+webhooks at a fixed offered rate from several client processes (open loop: latency is measured
+from each request's scheduled send time, so a stalled server is not hidden), each body a mix of
+corpus message types with fresh wamids from a pool of customers. Prints:
+
+- acknowledged messages/s and requests/s, p50/p90/p99/max acknowledgement latency, errors;
+- the time until every message is processed and stored, and the processing rate.
+
+Usage (defaults shown)::
+
+    .venv/bin/python bench/webhook_ingest.py --rate 1333 --duration 30 --messages-per-post 1 \
+        --web-workers 4 --celery-concurrency 2
+
+``DATABASE_URL`` (default ``postgres://postgres@127.0.0.1:5432/ispsupport_bench``) and
+``REDIS_URL`` (default ``redis://127.0.0.1:6379/14``) select the servers; the database is
+created and migrated, and its webhook/message tables are emptied first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import http.client
+import json
+import multiprocessing as mp
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+SECRET = "bench-app-secret"
+PHONE_NUMBER_ID = "100000000000001"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(database_url: str, redis_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DEBUG": "0",
+            "SECRET_KEY": "bench-" + "x" * 50,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "SECURE_SSL_REDIRECT": "0",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "WHATSAPP_APP_SECRET": SECRET,
+            "WHATSAPP_VERIFY_TOKEN": "bench",
+            "WHATSAPP_ACCESS_TOKEN": "bench",
+            "WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
+            "WHATSAPP_API_BASE_URL": "http://127.0.0.1:9/",  # nothing is sent in this bench
+            "FIELD_ENCRYPTION_KEYS": "ZGV2LW9ubHktZmllbGQta2V5LWRvLW5vdC11c2UtISE=",
+            "BLIND_INDEX_KEY": "bench-blind-index-key-0123456789abcdefghijklmnop",
+            "LOG_LEVEL": "WARNING",
+            "DB_POOL_MAX_SIZE": "4",
+        }
+    )
+    return env
+
+
+# --- bodies ------------------------------------------------------------------------------------
+
+
+def _corpus_messages() -> list[dict]:
+    corpus = Path(
+        os.environ.get("WHATSAPP_CORPUS_DIR", ROOT.parent / "shared" / "whatsapp-payloads")
+    )
+    wanted = {"text", "image", "audio", "interactive", "location", "document", "button"}
+    found: dict[str, dict] = {}
+    for path in sorted(corpus.rglob("*.json")):
+        try:
+            data = json.loads(path.read_bytes())
+        except ValueError:
+            continue
+        if not isinstance(data, dict) or data.get("object") != "whatsapp_business_account":
+            continue
+        for entry in data.get("entry") or []:
+            for change in entry.get("changes") or []:
+                value = change.get("value") or {}
+                for message in value.get("messages") or []:
+                    kind = message.get("type")
+                    if kind in wanted and kind not in found and message.get("from"):
+                        found[kind] = message
+    # Text dominates real traffic: weight it.
+    return [found["text"]] * 6 + [m for k, m in found.items() if k != "text"]
+
+
+def build_bodies(count: int, per_post: int, customers: int, seed: int) -> list[tuple[bytes, str]]:
+    rng = random.Random(seed)
+    templates = _corpus_messages()
+    now = int(time.time())
+    bodies = []
+    for i in range(count):
+        messages, contacts = [], []
+        for j in range(per_post):
+            msg = json.loads(json.dumps(rng.choice(templates)))
+            wa_id = f"55119{rng.randrange(customers):08d}"
+            msg["from"] = wa_id
+            msg["id"] = f"wamid.BENCH{seed:04d}{i:08d}{j:03d}"
+            msg["timestamp"] = str(now)
+            msg.pop("context", None)
+            messages.append(msg)
+            contacts.append({"profile": {"name": f"Cliente {wa_id[-4:]}"}, "wa_id": wa_id})
+        payload = {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "102290129340398",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {
+                                    "display_phone_number": "551140040000",
+                                    "phone_number_id": PHONE_NUMBER_ID,
+                                },
+                                "contacts": contacts,
+                                "messages": messages,
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        sig = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        bodies.append((raw, sig))
+    return bodies
+
+
+# --- load generator ----------------------------------------------------------------------------
+
+
+def _client_process(port, bodies, rate, start_at, threads, out_queue):
+    """Send ``bodies`` at ``rate`` requests/s split over ``threads`` keep-alive connections."""
+    per_thread = [bodies[i::threads] for i in range(threads)]
+    interval = threads / rate
+    results: list[tuple[float, int]] = []
+    lock = threading.Lock()
+
+    def worker(idx: int, chunk):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        local = []
+        offset = idx * (1.0 / rate)
+        for n, (raw, sig) in enumerate(chunk):
+            scheduled = start_at + offset + n * interval
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                conn.request(
+                    "POST",
+                    "/webhooks/whatsapp/",
+                    body=raw,
+                    headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig},
+                )
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                status = 0
+            local.append((time.perf_counter() - scheduled, status))
+        conn.close()
+        with lock:
+            results.extend(local)
+
+    pool = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(per_thread)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    out_queue.put(results)
+
+
+def _wait_http(port: int, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("web server did not start")
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=1333.0, help="offered messages per second")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    parser.add_argument("--messages-per-post", type=int, default=1)
+    parser.add_argument("--customers", type=int, default=8000)
+    parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--celery-concurrency", type=int, default=2)
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--client-threads", type=int, default=32, help="per client process")
+    parser.add_argument("--drain-timeout", type=float, default=600.0)
+    args = parser.parse_args()
+
+    database_url = os.environ.get(
+        "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ispsupport_bench"
+    )
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
+    env = _env(database_url, redis_url)
+    dbname = database_url.rsplit("/", 1)[-1]
+    subprocess.run(
+        ["createdb", "-h", "127.0.0.1", "-U", "postgres", dbname],
+        capture_output=True,
+        check=False,
+    )
+    subprocess.run(
+        [PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
+    reset = (
+        "from django.db import connection\n"
+        "with connection.cursor() as c:\n"
+        "    c.execute('TRUNCATE whatsapp_webhookevent, conversations_message, "
+        "conversations_conversationevent, conversations_conversation, "
+        "conversations_customer CASCADE')\n"
+    )
+    subprocess.run([PY, "manage.py", "shell", "-c", reset], cwd=ROOT, env=env, check=True)
+    subprocess.run(["redis-cli", "-u", redis_url, "FLUSHDB"], capture_output=True, check=False)
+
+    posts = int(args.rate * args.duration / args.messages_per_post)
+    post_rate = args.rate / args.messages_per_post
+    print(f"building {posts} signed bodies ({args.messages_per_post} message(s) each)…")
+    bodies = build_bodies(posts, args.messages_per_post, args.customers, seed=os.getpid() % 9999)
+    total_messages = posts * args.messages_per_post
+
+    port = _free_port()
+    web = subprocess.Popen(
+        [
+            PY, "-m", "gunicorn", "ispsupport.wsgi:application",
+            "-w", str(args.web_workers), "-b", f"127.0.0.1:{port}",
+            "--worker-class", "sync", "--backlog", "2048", "--log-level", "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        [
+            PY, "-m", "celery", "-A", "ispsupport", "worker", "-Q", "webhooks",
+            "-c", str(args.celery_concurrency), "--prefetch-multiplier", "8",
+            "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+    )  # fmt: skip
+    try:
+        _wait_http(port)
+        queue: mp.Queue = mp.Queue()
+        start_at = time.perf_counter() + 1.0
+        procs = []
+        for p in range(args.client_processes):
+            share = bodies[p :: args.client_processes]
+            proc = mp.Process(
+                target=_client_process,
+                args=(
+                    port,
+                    share,
+                    post_rate / args.client_processes,
+                    start_at,
+                    args.client_threads,
+                    queue,
+                ),
+            )
+            proc.start()
+            procs.append(proc)
+        results = []
+        for _ in procs:
+            results.extend(queue.get())
+        for proc in procs:
+            proc.join()
+        load_end = time.perf_counter()
+        wall = load_end - start_at
+        ok = [lat for lat, status in results if status == 200]
+        errors = len(results) - len(ok)
+        acked_messages = len(ok) * args.messages_per_post
+        print("\n== acknowledgement ==")
+        print(f"offered: {args.rate:.0f} msg/s ({post_rate:.0f} POST/s) for {args.duration:.0f} s")
+        print(
+            f"acknowledged: {acked_messages} messages in {wall:.1f} s = "
+            f"{acked_messages / wall:.0f} msg/s ({len(ok) / wall:.0f} POST/s); errors: {errors}"
+        )
+        lat_ms = [x * 1000 for x in ok]
+        print(
+            "latency ms: p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  max {:.1f}  mean {:.1f}".format(
+                _pct(lat_ms, 0.50),
+                _pct(lat_ms, 0.90),
+                _pct(lat_ms, 0.99),
+                max(lat_ms or [float("nan")]),
+                statistics.fmean(lat_ms) if lat_ms else float("nan"),
+            )
+        )
+        # Drain: wait until every event is processed.
+        count_sql = (
+            "from whatsapp.models import WebhookEvent as E\n"
+            "from conversations.models import Message as M\n"
+            "print(E.objects.filter(status='received').count(), "
+            "M.objects.filter(direction='in').count())\n"
+        )
+        drain_start = time.perf_counter()
+        stored = 0
+        while time.perf_counter() - drain_start < args.drain_timeout:
+            out = subprocess.run(
+                [PY, "manage.py", "shell", "-c", count_sql],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+            pending, stored = int(out[-2]), int(out[-1])
+            if pending == 0 and stored >= acked_messages:
+                break
+            time.sleep(1.0)
+        drained_at = time.perf_counter()
+        print("\n== processing ==")
+        print(
+            f"stored {stored} of {acked_messages} acknowledged messages "
+            f"(sent {total_messages}); backlog drained {drained_at - load_end:.1f} s after the "
+            f"load ended; overall processing rate {stored / (drained_at - start_at):.0f} msg/s"
+        )
+    finally:
+        for proc in (web, worker):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (web, worker):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+if __name__ == "__main__":
+    main()
