@@ -244,6 +244,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # Tasks carry explicit names ("<app>.<verb>_<noun>"); each app's queue is chosen here.
 CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
     "whatsapp.process_webhook_event": {"queue": "webhooks"},
+    "whatsapp.process_pending_webhook_events": {"queue": "webhooks"},
+    "whatsapp.sweep_webhook_events": {"queue": "webhooks"},
     "whatsapp.deliver_outbound_message": {"queue": "outbound"},
     "whatsapp.download_media": {"queue": "media"},
     "bot.*": {"queue": "ai"},

@@ -4,9 +4,11 @@ Two steps, so the acknowledgement never depends on the slow part:
 
 1. ``event_receive`` (in the request): verify the signature over the raw body, check it is an
    envelope, store it as a ``WebhookEvent``. Only then does the view answer 200.
-2. ``event_process`` (in Celery, queue ``webhooks``): parse every entry, change, message and
-   status, and apply them through the conversations services. Idempotent: processing an event
-   twice, or two events carrying the same wamid, changes nothing the second time.
+2. ``events_process_pending`` (in Celery, queue ``webhooks``, started by a cheap "kick" from
+   the acknowledgement): claim pending events in batches, parse every entry, change, message
+   and status, and apply them through the conversations services, one commit per batch.
+   Idempotent: processing an event twice, or two events carrying the same wamid, changes
+   nothing the second time. ``event_process`` does the same for one event (the sweeper).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -39,6 +42,10 @@ logger = logging.getLogger(__name__)
 # Meta retries unacknowledged webhooks for up to 7 days: a message that old must not get an
 # automatic bot reply as if the customer had just written; it goes to a person instead.
 STALE_INBOUND_AFTER = timedelta(hours=1)
+
+
+class _DuplicateMessage(Exception):
+    """Raised inside a message's savepoint to roll it back: the wamid is already stored."""
 
 
 class SignatureError(Exception):
@@ -82,18 +89,28 @@ def event_receive(*, body: bytes, signature: str | None, request_id: str = "") -
         body_sha256=hashlib.sha256(body).hexdigest(),
         request_id=request_id[:64],
     )
-    transaction.on_commit(lambda: _enqueue_processing(event.pk))
+    transaction.on_commit(kick_processing)
     return event
 
 
-def _enqueue_processing(event_id: int) -> None:
-    from whatsapp.tasks.inbound import process_webhook_event
+# The acknowledgement path sets this key (one cheap cache write) instead of publishing a Celery
+# message per event; the task that the first kick starts drains every pending event in batches
+# and clears the key when it finds no more, so events are processed within a batch's time.
+KICK_KEY = "whatsapp:webhook-kick"
+KICK_TTL_SECONDS = 5
+BATCH_SIZE = 100
+
+
+def kick_processing() -> None:
+    """Make sure a worker is draining pending events (at most one kick per TTL)."""
+    from whatsapp.tasks.inbound import process_pending_webhook_events
 
     try:
-        process_webhook_event.delay(event_id)
+        if cache.add(KICK_KEY, "1", timeout=KICK_TTL_SECONDS):
+            process_pending_webhook_events.delay()
     except Exception:
-        # Broker unreachable: the event is stored; the sweeper dispatches it later.
-        logger.exception("webhook: could not enqueue processing", extra={"event_id": event_id})
+        # Cache or broker unreachable: the event is stored; the sweeper dispatches it later.
+        logger.exception("webhook: could not start processing")
 
 
 @dataclass
@@ -112,14 +129,25 @@ class ProcessReport:
     skipped: int = 0
     followups: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
+    def add(self, other: ProcessReport) -> None:
+        """Sum the counts of ``other`` into this report (for a batch of events)."""
+        for name in (
+            "messages_new",
+            "messages_duplicate",
+            "messages_failed",
+            "modifications",
+            "statuses_applied",
+            "statuses_early",
+            "statuses_ignored",
+            "errors_reported",
+            "changes_ignored",
+            "skipped",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 def event_process(*, event_id: int) -> ProcessReport | None:
-    """Apply one stored event. Safe to call again for the same event (nothing changes).
-
-    Each message is applied in its own savepoint: a message that cannot be stored never leaves
-    half a conversation, and does not stop the others of the batch. Follow-up work (the bot,
-    media downloads) is enqueued after commit.
-    """
+    """Apply one stored event. Safe to call again for the same event (nothing changes)."""
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().filter(pk=event_id).first()
         if event is None or event.status in (
@@ -127,30 +155,86 @@ def event_process(*, event_id: int) -> ProcessReport | None:
             WebhookEvent.Status.IGNORED,
         ):
             return None
-        report = ProcessReport()
-        try:
-            envelope = parse_envelope(event.body)
-        except PayloadError as exc:
-            # Only possible for rows written outside event_receive; keep them, mark them.
-            _finish(event, WebhookEvent.Status.FAILED, report, note=exc.reason)
-            return report
-        report.skipped = len(envelope.skipped)
-        for change in envelope.changes:
-            _process_change(change, report)
-        handled = report.messages_new + report.messages_duplicate + report.statuses_applied
-        handled += report.statuses_early + report.modifications + report.messages_failed
-        status = (
-            WebhookEvent.Status.PROCESSED
-            if handled or not report.changes_ignored
-            else WebhookEvent.Status.IGNORED
+        report = _process_locked_event(event)
+    _log_report(report, events=1)
+    return report
+
+
+def events_process_pending(*, batch_size: int = BATCH_SIZE, max_batches: int = 1000) -> int:
+    """Drain pending events oldest first, ``batch_size`` per transaction; return how many.
+
+    Workers claim disjoint batches (``SKIP LOCKED`` on PostgreSQL), so several can drain at
+    once. One commit per batch instead of per event is what makes the backlog drain at the
+    acknowledgement rate.
+    """
+    done = 0
+    for _ in range(max_batches):
+        count = _process_one_batch(batch_size)
+        done += count
+        if count:
+            continue
+        # Nothing left: allow the next acknowledgement to kick a worker, then look once more
+        # so an event stored between our last look and the delete is not left waiting.
+        cache.delete(KICK_KEY)
+        count = _process_one_batch(batch_size)
+        done += count
+        if not count:
+            break
+    return done
+
+
+def _process_one_batch(batch_size: int) -> int:
+    report = ProcessReport()
+    with transaction.atomic():
+        events = list(
+            WebhookEvent.objects.select_for_update(skip_locked=True)
+            .filter(status=WebhookEvent.Status.RECEIVED)
+            .order_by("received_at", "pk")[:batch_size]
         )
-        _finish(event, status, report)
-        for followup in report.followups:
-            transaction.on_commit(followup)
+        for event in events:
+            _process_locked_event(event, report)
+    if events:
+        _log_report(report, events=len(events))
+    return len(events)
+
+
+def _process_locked_event(event: WebhookEvent, batch: ProcessReport | None = None) -> ProcessReport:
+    """Apply a locked event inside the caller's transaction; mark it processed or ignored.
+
+    Each message is applied in its own savepoint: a message that cannot be stored never leaves
+    half a conversation, and does not stop the others. Follow-up work (the bot, media
+    downloads) is enqueued after commit.
+    """
+    report = ProcessReport()
+    try:
+        envelope = parse_envelope(event.body)
+    except PayloadError as exc:
+        # Only possible for rows written outside event_receive; keep them, mark them.
+        _finish(event, WebhookEvent.Status.FAILED, report, note=exc.reason)
+        return report
+    report.skipped = len(envelope.skipped)
+    for change in envelope.changes:
+        _process_change(change, report)
+    handled = report.messages_new + report.messages_duplicate + report.statuses_applied
+    handled += report.statuses_early + report.modifications + report.messages_failed
+    status = (
+        WebhookEvent.Status.PROCESSED
+        if handled or not report.changes_ignored
+        else WebhookEvent.Status.IGNORED
+    )
+    _finish(event, status, report)
+    for followup in report.followups:
+        transaction.on_commit(followup)
+    if batch is not None:
+        batch.add(report)
+    return report
+
+
+def _log_report(report: ProcessReport, *, events: int) -> None:
     logger.info(
-        "webhook event processed",
+        "webhook events processed",
         extra={
-            "event_id": event_id,
+            "events": events,
             "messages_new": report.messages_new,
             "messages_duplicate": report.messages_duplicate,
             "messages_failed": report.messages_failed,
@@ -158,7 +242,6 @@ def event_process(*, event_id: int) -> ProcessReport | None:
             "errors_reported": report.errors_reported,
         },
     )
-    return report
 
 
 def _finish(event: WebhookEvent, status: str, report: ProcessReport, note: str = "") -> None:
@@ -211,6 +294,8 @@ def _process_change(change: Change, report: ProcessReport) -> None:
         try:
             with transaction.atomic():
                 _apply_message(change, message, report)
+        except _DuplicateMessage:
+            report.messages_duplicate += 1
         except Exception:
             report.messages_failed += 1
             logger.exception("webhook: message could not be stored", extra={"kind": message.kind})
@@ -264,6 +349,12 @@ def _apply_message(change: Change, message: InboundMessage, report: ProcessRepor
         report.modifications += 1
         return
 
+    wamid = message.wamid[:191]
+    if Message.objects.filter(wamid=wamid).exists():
+        # A retry (Meta redelivers for 7 days): decided before touching customers, so a
+        # replay can never open a conversation that would hold no message.
+        report.messages_duplicate += 1
+        return
     contact = message.contact
     if contact and message.from_wa_id and contact.wa_id and contact.wa_id != message.from_wa_id:
         contact = None  # the only contact of the change is someone else: do not borrow a name
@@ -282,7 +373,7 @@ def _apply_message(change: Change, message: InboundMessage, report: ProcessRepor
     media = message.media
     stored, created = conv_services.message_record_inbound(
         conversation=conversation,
-        wamid=message.wamid[:191],
+        wamid=wamid,
         type=message.kind,
         timestamp=message.timestamp,
         text=_display_text(message),
@@ -302,8 +393,8 @@ def _apply_message(change: Change, message: InboundMessage, report: ProcessRepor
         ],
     )
     if not created:
-        report.messages_duplicate += 1
-        return
+        # Stored concurrently by another worker: undo anything this savepoint opened.
+        raise _DuplicateMessage()
     report.messages_new += 1
     if message.errors:
         report.errors_reported += len(message.errors)
@@ -334,7 +425,6 @@ def _plan_followups(
     """Decide what happens next to a new customer message; run it after commit."""
     if message.kind in ("reaction", "system", "unsupported"):
         return
-    conversation.refresh_from_db(fields=["state"])
     in_bot = conversation.state == Conversation.State.BOT
     if in_bot and timezone.now() - message.timestamp > STALE_INBOUND_AFTER:
         conv_services.conversation_escalate(

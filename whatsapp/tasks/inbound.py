@@ -12,7 +12,7 @@ from whatsapp import inbound
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["process_webhook_event", "sweep_webhook_events"]
+__all__ = ["process_pending_webhook_events", "process_webhook_event", "sweep_webhook_events"]
 
 
 @shared_task(
@@ -26,6 +26,20 @@ __all__ = ["process_webhook_event", "sweep_webhook_events"]
 )
 def process_webhook_event(event_id: int) -> None:
     inbound.event_process(event_id=event_id)
+
+
+@shared_task(
+    name="whatsapp.process_pending_webhook_events",
+    acks_late=True,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=8,
+)
+def process_pending_webhook_events() -> int:
+    """Drain every stored, unprocessed event in batches (started by the webhook's kick)."""
+    return inbound.events_process_pending()
 
 
 @shared_task(name="whatsapp.sweep_webhook_events")

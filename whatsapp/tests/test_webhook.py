@@ -416,3 +416,32 @@ def test_sweeper_processes_events_left_unprocessed(client):
     WebhookEvent.objects.update(received_at=timezone.now() - timedelta(minutes=10))
     assert sweep_webhook_events() == 1
     assert Message.objects.filter(wamid="wamid.SWEEP").exists()
+
+
+def test_pending_events_are_drained_in_batches_and_the_kick_is_released(client):
+    from django.core.cache import cache
+
+    old = int(time.time()) - 3 * 24 * 3600
+    for i in range(5):
+        signed_post(client, envelope(messages=[text_message(wamid=f"wamid.B{i}", timestamp=old)]))
+    cache.set(inbound.KICK_KEY, "1")
+    assert inbound.events_process_pending(batch_size=2) == 5
+    assert Message.objects.filter(wamid__startswith="wamid.B").count() == 5
+    assert not WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED).exists()
+    assert cache.get(inbound.KICK_KEY) is None
+    assert inbound.events_process_pending() == 0  # nothing twice
+
+
+def test_one_kick_per_burst_of_acknowledgements(client, django_capture_on_commit_callbacks):
+    from django.core.cache import cache
+
+    old = int(time.time()) - 3 * 24 * 3600
+    cache.set(inbound.KICK_KEY, "1")  # a worker is already draining
+    with django_capture_on_commit_callbacks(execute=True):
+        signed_post(client, envelope(messages=[text_message(wamid="wamid.K1", timestamp=old)]))
+    # No second task was started: the event waits for the running drain (or the sweeper).
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.RECEIVED
+    cache.delete(inbound.KICK_KEY)
+    with django_capture_on_commit_callbacks(execute=True):
+        signed_post(client, envelope(messages=[text_message(wamid="wamid.K2", timestamp=old)]))
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
