@@ -173,13 +173,24 @@ class Command(BaseCommand):
         else:
             self._customers(rng, customers, teams)
             self.stdout.write(self.style.SUCCESS(f"{customers} clientes de demonstração criados."))
-        if created_users:
-            self.stdout.write(
-                self.style.WARNING("Logins de demonstração (somente desenvolvimento):")
-            )
-            for username, role, password, _teams in DEMO_USERS:
-                if username in created_users:
-                    self.stdout.write(f"  {role:<10} {username:<10} senha: {password}")
+        self._print_logins(created_users)
+
+    def _print_logins(self, created_users: list[str]) -> None:
+        """Show the demo logins on every run (``make run`` calls this command).
+
+        Only for demo users whose password is still the demo one: a changed password is never
+        printed.
+        """
+        logins = []
+        for username, role, password, _teams in DEMO_USERS:
+            user = User.objects.filter(username__iexact=username).first()
+            if username in created_users or (user and user.check_password(password)):
+                logins.append((username, role, password))
+        if not logins:
+            return
+        self.stdout.write(self.style.WARNING("Logins de demonstração (somente desenvolvimento):"))
+        for username, role, password in logins:
+            self.stdout.write(f"  {role:<10} {username:<10} senha: {password}")
 
     def _teams(self) -> dict[str, Team]:
         teams = {}
