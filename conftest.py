@@ -23,6 +23,16 @@ def _celery_eager(settings):
 
 
 @pytest.fixture(autouse=True)
+def _graph_api_nowhere(settings):
+    """Outbox deliveries in tests go nowhere unless a test starts the Graph simulator.
+
+    The default points at the developer's own ``make run`` (port 8000); a test that forgets the
+    simulator must fail on a closed port, not talk to a running demo.
+    """
+    settings.WHATSAPP_API_BASE_URL = "http://127.0.0.1:9"
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache():
     from django.core.cache import cache
 

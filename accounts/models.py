@@ -11,7 +11,10 @@ import uuid
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from ispsupport.crypto import EncryptedTextField
 
 
 class Role(models.TextChoices):
@@ -99,3 +102,94 @@ class User(AbstractUser):
     @property
     def is_agent(self) -> bool:
         return self.has_role(Role.AGENT, Role.SUPERVISOR)
+
+
+class UserSession(models.Model):
+    """One log-in of a staff member: what the "your sessions" page lists and can end.
+
+    ``key_hash`` is the SHA-256 of the Django session key (lookups, the "this device" marker);
+    ``session_key`` is the key itself, encrypted with the field keys, kept only so revocation
+    can delete the session from the session store (which then also refuses the WebSocket).
+    ``last_seen_at`` is updated at most once a minute by ``SessionActivityMiddleware``.
+    ``ended_at`` is set when the session is ended (log-out, revocation, idle timeout, password
+    change); ``end_reason`` says which.
+
+    Indexes: key_hash (unique, per-request lookup); (user, ended_at) for the user's list and
+    "end all".
+    """
+
+    class EndReason(models.TextChoices):
+        LOGOUT = "logout", _("Saída")
+        REVOKED = "revoked", _("Encerrada pelo usuário")
+        ADMIN = "admin", _("Encerrada por um administrador")
+        IDLE = "idle", _("Inatividade")
+        PASSWORD = "password", _("Senha alterada")
+        DEVICES = "devices", _("2FA redefinido")
+
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="login_sessions", verbose_name=_("usuário")
+    )
+    key_hash = models.CharField(max_length=64, unique=True)
+    session_key = EncryptedTextField(blank=True)
+    user_agent = models.CharField(_("navegador/dispositivo"), max_length=300, blank=True)
+    ip_address = models.GenericIPAddressField(_("endereço IP"), null=True, blank=True)
+    created_at = models.DateTimeField(_("início"), default=timezone.now)
+    last_seen_at = models.DateTimeField(_("último uso"), default=timezone.now)
+    ended_at = models.DateTimeField(_("encerrada em"), null=True, blank=True)
+    end_reason = models.CharField(
+        _("motivo do encerramento"), max_length=10, choices=EndReason.choices, blank=True
+    )
+
+    class Meta:
+        verbose_name = _("sessão")
+        verbose_name_plural = _("sessões")
+        ordering = ["-last_seen_at"]
+        indexes = [models.Index(fields=["user", "ended_at"], name="usersession_user_ended")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.ended_at is None
+
+
+class ApiToken(models.Model):
+    """A personal API token for integrations (``Authorization: Bearer isp_…``).
+
+    The secret is shown once, at creation; only its SHA-256 (``key_hash``) is stored, plus the
+    first characters (``prefix``) so a person can tell tokens apart. ``scope`` ``read`` refuses
+    unsafe methods; ``write`` allows them. A token acts with its user's roles and stops working
+    when it expires, is revoked, or the user is deactivated.
+
+    Indexes: key_hash (unique, the authentication lookup); (user, revoked_at) for the user's list.
+    """
+
+    class Scope(models.TextChoices):
+        READ = "read", _("Somente leitura")
+        WRITE = "write", _("Leitura e escrita")
+
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="api_tokens", verbose_name=_("usuário")
+    )
+    name = models.CharField(_("nome"), max_length=100)
+    prefix = models.CharField(_("prefixo"), max_length=16, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scope = models.CharField(_("escopo"), max_length=5, choices=Scope.choices, default=Scope.READ)
+    created_at = models.DateTimeField(_("criado em"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expira em"))
+    last_used_at = models.DateTimeField(_("último uso"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revogado em"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("token de API")
+        verbose_name_plural = _("tokens de API")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "revoked_at"], name="apitoken_user_revoked")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def is_usable(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and self.expires_at > now

@@ -19,6 +19,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "conversations.add_message",
         "conversations.view_conversationevent",
         "accounts.view_team",
+        # The bot's decisions on their conversations (intent, sentiment, why it escalated).
+        "bot.view_botdecision",
     ],
     "supervisor": [
         "conversations.view_customer",
@@ -31,23 +33,88 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "accounts.view_team",
         "accounts.change_team",
         "accounts.view_user",
+        # Who opened their teams' customers' data (rows filtered to their teams in admin).
+        "compliance.view_accesslogentry",
+        # The bot: knowledge base, escalation thresholds and routes; its decisions.
+        "bot.view_knowledgeentry",
+        "bot.add_knowledgeentry",
+        "bot.change_knowledgeentry",
+        "bot.view_botpolicy",
+        "bot.change_botpolicy",
+        "bot.view_escalationrule",
+        "bot.change_escalationrule",
+        "bot.view_intentroute",
+        "bot.add_intentroute",
+        "bot.change_intentroute",
+        "bot.view_botdecision",
+        # Canned responses for their teams (and global ones).
+        "conversations.view_cannedresponse",
+        "conversations.add_cannedresponse",
+        "conversations.change_cannedresponse",
+        "conversations.delete_cannedresponse",
+        # WhatsApp templates offered outside the 24-hour window.
+        "whatsapp.view_messagetemplate",
+        "whatsapp.add_messagetemplate",
+        "whatsapp.change_messagetemplate",
     ],
     "admin": [
         "accounts.*",
         "conversations.*",
+        # The bot: everything supervisors do, plus deleting knowledge entries and routes. The
+        # policy is a single row (no add/delete) and decisions are a read-only record.
+        "bot.view_knowledgeentry",
+        "bot.add_knowledgeentry",
+        "bot.change_knowledgeentry",
+        "bot.delete_knowledgeentry",
+        "bot.view_botpolicy",
+        "bot.change_botpolicy",
+        "bot.view_escalationrule",
+        "bot.add_escalationrule",
+        "bot.change_escalationrule",
+        "bot.delete_escalationrule",
+        "bot.view_intentroute",
+        "bot.add_intentroute",
+        "bot.change_intentroute",
+        "bot.delete_intentroute",
+        "bot.view_botdecision",
+        "whatsapp.view_webhookevent",
+        "whatsapp.view_earlystatus",
+        "whatsapp.view_messagetemplate",
+        "whatsapp.add_messagetemplate",
+        "whatsapp.change_messagetemplate",
+        "whatsapp.delete_messagetemplate",
         "auth.view_group",
+        # Log-in lockouts (django-axes): see them and unlock by deleting the attempt.
+        "axes.view_accessattempt",
+        "axes.delete_accessattempt",
+        "axes.view_accessfailurelog",
+        "axes.view_accesslog",
+        # Change history (django-auditlog).
+        "auditlog.view_logentry",
+        # Compliance oversight (the DPO runs requests, erasure and incidents).
+        "compliance.view_accesslogentry",
+        "compliance.view_incident",
+        "compliance.view_retentionrun",
     ],
     "dpo": [
         "conversations.view_customer",
         "conversations.view_conversation",
         "conversations.view_message",
         "accounts.view_user",
+        "auditlog.view_logentry",
+        # Requests, exports, erasure, consent ledger, legal holds, retained service records,
+        # incidents, retention runs; the access log is view-only for everyone (no other perms).
+        "compliance.*",
     ],
 }
 
 
-def expand_role_permissions(permission_model: Any) -> dict[str, list[Any]]:
-    """Resolve ``ROLE_PERMISSIONS`` to permission rows; unknown entries raise ``LookupError``."""
+def expand_role_permissions(permission_model: Any, *, strict: bool = True) -> dict[str, list[Any]]:
+    """Resolve ``ROLE_PERMISSIONS`` to permission rows; unknown entries raise ``LookupError``.
+
+    ``strict=False`` (data migrations) skips entries whose model does not exist yet at that
+    point of the migration graph: a later migration that creates the model re-syncs.
+    """
     resolved: dict[str, list[Any]] = {}
     for role, entries in ROLE_PERMISSIONS.items():
         rows: list[Any] = []
@@ -55,16 +122,16 @@ def expand_role_permissions(permission_model: Any) -> dict[str, list[Any]]:
             app_label, codename = entry.split(".", 1)
             qs = permission_model.objects.filter(content_type__app_label=app_label)
             found = list(qs) if codename == "*" else list(qs.filter(codename=codename))
-            if not found:
+            if not found and strict:
                 raise LookupError(f"role {role}: permission {entry} does not exist")
             rows.extend(found)
         resolved[role] = rows
     return resolved
 
 
-def sync_role_groups(group_model: Any, permission_model: Any) -> None:
+def sync_role_groups(group_model: Any, permission_model: Any, *, strict: bool = True) -> None:
     """Create the four role groups and set exactly the permissions declared above."""
-    for role, permissions in expand_role_permissions(permission_model).items():
+    for role, permissions in expand_role_permissions(permission_model, strict=strict).items():
         group, _ = group_model.objects.get_or_create(name=role)
         group.permissions.set(permissions)
 
@@ -82,4 +149,6 @@ def ensure_permissions_exist(apps: Any) -> None:
 def migration_sync_roles(apps: Any, schema_editor: Any) -> None:
     """RunPython entry point for data migrations."""
     ensure_permissions_exist(apps)
-    sync_role_groups(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    sync_role_groups(
+        apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"), strict=False
+    )

@@ -1,3 +1,5 @@
 """WebSocket routes. Each app that serves a socket contributes its patterns here."""
 
-websocket_urlpatterns: list = []
+from conversations.routing import websocket_urlpatterns as _console_ws
+
+websocket_urlpatterns: list = [*_console_ws]

@@ -73,6 +73,8 @@ _DEV_SECRETS = {
     "WHATSAPP_PHONE_NUMBER_ID": "100000000000001",
     # A Fernet key (32 url-safe base64 bytes); for development only.
     "FIELD_ENCRYPTION_KEYS": "ZGV2LW9ubHktZmllbGQta2V5LWRvLW5vdC11c2UtISE=",
+    # HMAC key of the blind indexes (exact-match lookups on encrypted fields); development only.
+    "BLIND_INDEX_KEY": "dev-only-blind-index-key-do-not-use-in-production-0123456789",
 }
 _missing_for_production: list[str] = []
 
@@ -105,9 +107,11 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served locally (no CDN)
     "channels",
     "django_prometheus",
     "axes",
+    "corsheaders",
     "auditlog",
     "django_otp",
     "django_otp.plugins.otp_totp",
@@ -122,6 +126,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "ispsupport.security.SecurityHeadersMiddleware",  # CSP, Permissions-Policy
+    "ispsupport.security.IPAllowlistMiddleware",  # ADMIN_IP_ALLOWLIST, API_IP_ALLOWLIST
+    "ispsupport.security.WebhookRateLimitMiddleware",  # per IP, fails open
+    "corsheaders.middleware.CorsMiddleware",  # closed unless CORS_ALLOWED_ORIGINS
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -130,8 +138,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # accounts: session records (revocation, idle timeout) and the one 2FA gate.
+    "accounts.middleware.SessionActivityMiddleware",
+    "accounts.middleware.OTPRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    "ispsupport.security.AuditlogMiddleware",  # auditlog's, with our client_ip
     "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -248,11 +259,14 @@ CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
     "whatsapp.sweep_webhook_events": {"queue": "webhooks"},
     "whatsapp.deliver_outbound_message": {"queue": "outbound"},
     "whatsapp.download_media": {"queue": "media"},
+    "whatsapp.mark_conversation_read": {"queue": "outbound"},
     "bot.*": {"queue": "ai"},
 }
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # Events stored but never processed (lost task, broker outage) are dispatched again.
     "whatsapp.sweep_webhook_events": {"task": "whatsapp.sweep_webhook_events", "schedule": 60.0},
+    # Replies left pending (lost task, broker outage) are delivered again: no reply is lost.
+    "whatsapp.sweep_outbox": {"task": "whatsapp.sweep_outbox", "schedule": 60.0},
 }
 
 # --- Auth -------------------------------------------------------------------------------------
@@ -274,7 +288,46 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = env_str("LOGIN_REDIRECT_URL", "/accounts/")
+# Password changes end the user's other sessions (accounts.password_validation's hook).
+AUTH_PASSWORD_VALIDATORS.append(
+    {"NAME": "accounts.password_validation.EndSessionsOnPasswordChange"}
+)
+# Sessions: ended after this much inactivity (0 = never); cookies last at most SESSION_MAX_AGE.
+SESSION_IDLE_TIMEOUT_MINUTES = env_int("SESSION_IDLE_TIMEOUT_MINUTES", 60)
+SESSION_COOKIE_AGE = env_int("SESSION_MAX_AGE_HOURS", 12) * 3600
+# Two-factor (django-otp): always for admin, supervisor and dpo; for agents when this is on.
+OTP_REQUIRED_FOR_AGENTS = env_bool("OTP_REQUIRED_FOR_AGENTS", False)
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "ispsupport")
+# Paths a logged-in user who still owes the second factor may reach.
+OTP_EXEMPT_PATH_PREFIXES = [
+    "/accounts/login/",
+    "/accounts/logout/",
+    "/accounts/2fa/",
+    "/admin/login/",
+    "/admin/logout/",
+    "/static/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/webhooks/",
+    "/simulator/",
+    "/i18n/",
+]
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365)
+# The address of a request: the n-th X-Forwarded-For entry from the right when n proxies we
+# trust sit in front (0: REMOTE_ADDR). Used by axes, rate limits, allowlists and sessions.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "ispsupport.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.views.lockout_response"
+# Rate limits ("events/seconds", GCRA in Redis shared by every process; ispsupport.security).
+RATE_LIMIT_LOGIN_IP = env_str("RATE_LIMIT_LOGIN_IP", "30/300")  # fails closed
+RATE_LIMIT_LOGIN_USERNAME = env_str("RATE_LIMIT_LOGIN_USERNAME", "10/300")  # fails closed
+RATE_LIMIT_OTP = env_str("RATE_LIMIT_OTP", "10/300")  # per user, fails closed
+RATE_LIMIT_API = env_str("RATE_LIMIT_API", "600/60")  # per token or user, fails open
+RATE_LIMIT_WEBHOOK_IP = env_str("RATE_LIMIT_WEBHOOK_IP", "6000/60")  # per IP, fails open
+RATE_LIMIT_UNAVAILABLE_RETRY_SECONDS = 30
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_float("AXES_COOLOFF_MINUTES", 15.0) / 60.0  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -309,8 +362,10 @@ STORAGES = {
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiTokenAuthentication",  # Authorization: Bearer isp_…
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_THROTTLE_CLASSES": ["ispsupport.security.ApiRateThrottle"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
@@ -320,6 +375,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "ispsupport API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Product ----------------------------------------------------------------------------------
@@ -329,6 +388,34 @@ DPO_NAME = env_str("DPO_NAME", "Encarregado de Dados")
 DPO_EMAIL = env_str("DPO_EMAIL", "privacidade@fibranet.example")
 PRIVACY_POLICY_URL = env_str("PRIVACY_POLICY_URL", "https://fibranet.example/privacidade")
 PROTOCOL_SEQUENCE_DIGITS = 6
+
+# --- Agent console (conversations): assignment, presence, live events ---------------------------
+CONVERSATIONS_AUTO_ASSIGN = env_bool("AUTO_ASSIGN", True)
+CONVERSATIONS_RETURN_AFTER_MINUTES = env_int("RETURN_TO_QUEUE_AFTER_MINUTES", 5)
+CONVERSATIONS_CSAT_ENABLED = env_bool("CSAT_ENABLED", True)
+CONSOLE_HEARTBEAT_SECONDS = env_int("CONSOLE_HEARTBEAT_SECONDS", 20)
+CONSOLE_PRESENCE_TIMEOUT_SECONDS = env_int("CONSOLE_PRESENCE_TIMEOUT_SECONDS", 75)
+CONSOLE_EVENT_RETENTION_MINUTES = env_int("CONSOLE_EVENT_RETENTION_MINUTES", 360)
+CONSOLE_CATCH_UP_MAX_EVENTS = 500
+CELERY_BEAT_SCHEDULE["conversations.autoassign_waiting"] = {
+    "task": "conversations.autoassign_waiting",
+    "schedule": 10.0,
+    "options": {"expires": 10},
+}
+CELERY_BEAT_SCHEDULE["conversations.return_unanswered"] = {
+    "task": "conversations.return_unanswered",
+    "schedule": 60.0,
+    "options": {"expires": 60},
+}
+CELERY_BEAT_SCHEDULE["conversations.sweep_presence"] = {
+    "task": "conversations.sweep_presence",
+    "schedule": 30.0,
+    "options": {"expires": 30},
+}
+CELERY_BEAT_SCHEDULE["conversations.prune_live_events"] = {
+    "task": "conversations.prune_live_events",
+    "schedule": 600.0,
+}
 
 # --- Privacy and compliance (LGPD, Anatel): see README "Privacy and compliance" ------------------
 # Retention per data class, in days (compliance.registry reads these; legal floors in README).
@@ -375,6 +462,24 @@ WHATSAPP_WEBHOOK_MAX_BYTES = 3 * 1024 * 1024  # Meta's stated maximum payload
 # Django refuses bodies above this before a view sees them; leave room for Meta's 3 MB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = WHATSAPP_WEBHOOK_MAX_BYTES + 64 * 1024
 SIMULATOR_ENABLED = env_bool("SIMULATOR_ENABLED", DEBUG)
+# Where the simulator posts its signed webhooks (our own endpoint).
+SIMULATOR_WEBHOOK_URL = env_str("SIMULATOR_WEBHOOK_URL", "http://127.0.0.1:8000/webhooks/whatsapp/")
+# Outbound delivery (see README "Outbound delivery"). Meta's tier per number: 80 msg/s by
+# default, up to 1,000 after Meta's automatic upgrade (20 for coexistence numbers).
+WHATSAPP_SEND_RATE_PER_SECOND = env_int("WHATSAPP_SEND_RATE_PER_SECOND", 80)
+if not 1 <= WHATSAPP_SEND_RATE_PER_SECOND <= 1000:
+    raise ImproperlyConfigured("WHATSAPP_SEND_RATE_PER_SECOND must be between 1 and 1000")
+# Meta's pair rate: 1 message per 6 s to one customer, after a small burst.
+WHATSAPP_PAIR_INTERVAL_SECONDS = env_float("WHATSAPP_PAIR_INTERVAL_SECONDS", 6.0)
+WHATSAPP_PAIR_BURST = env_int("WHATSAPP_PAIR_BURST", 5)
+WHATSAPP_DELIVERY_MAX_ATTEMPTS = env_int("WHATSAPP_DELIVERY_MAX_ATTEMPTS", 6)
+WHATSAPP_RETRY_BASE_SECONDS = env_float("WHATSAPP_RETRY_BASE_SECONDS", 2.0)
+WHATSAPP_OUTBOX_SWEEP_AFTER_SECONDS = env_int("WHATSAPP_OUTBOX_SWEEP_AFTER_SECONDS", 60)
+WHATSAPP_HTTP_TIMEOUT_SECONDS = env_float("WHATSAPP_HTTP_TIMEOUT_SECONDS", 10.0)
+WHATSAPP_TOKEN_ALERT_SECONDS = env_int("WHATSAPP_TOKEN_ALERT_SECONDS", 3600)
+WHATSAPP_MEDIA_MAX_BYTES = env_int("WHATSAPP_MEDIA_MAX_BYTES", 100 * 1024 * 1024)
+# Without a broker (eager Celery) a delayed retry runs on a timer thread; tests turn it off.
+WHATSAPP_EAGER_DEFERRED_RETRIES = env_bool("WHATSAPP_EAGER_DEFERRED_RETRIES", not TESTING)
 
 # Gemini (Google). No key: the rule-based pt-BR classifier answers.
 GEMINI_API_KEY = env_str("GEMINI_API_KEY")
@@ -388,12 +493,119 @@ GEMINI_BREAKER_FAIL_MAX = env_int("GEMINI_BREAKER_FAIL_MAX", 5)
 GEMINI_BREAKER_RESET_SECONDS = env_float("GEMINI_BREAKER_RESET_SECONDS", 60.0)
 
 FIELD_ENCRYPTION_KEYS = _require("FIELD_ENCRYPTION_KEYS").split(",")
+BLIND_INDEX_KEY = _require("BLIND_INDEX_KEY")
 
 # --- Security ---------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+# No 'unsafe-inline' scripts: pages load their JavaScript from /static/. Inline styles are
+# allowed (the admin uses style attributes); QR codes are data: images.
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+CONTENT_SECURITY_POLICY_REPORT_ONLY = env_bool("CONTENT_SECURITY_POLICY_REPORT_ONLY", False)
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+# CORS: closed (no Access-Control-* headers) unless origins are listed; only /api/.
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/api/.*$"
+# Optional allowlists (comma-separated CIDRs); empty allows every address.
+ADMIN_IP_ALLOWLIST = env_list("ADMIN_IP_ALLOWLIST")
+API_IP_ALLOWLIST = env_list("API_IP_ALLOWLIST")
+
+# --- Audit: django-auditlog on every model, registered from settings -------------------------
+# Every model of every app is tracked except those listed here: framework tables, secrets,
+# and machine records with their own trail (the personal-data access log has its hash chain).
+AUDITLOG_INCLUDE_ALL_MODELS = True
+AUDITLOG_EXCLUDE_TRACKING_MODELS = (
+    "admin",
+    "auth.Permission",
+    "contenttypes",
+    "sessions",
+    "axes",
+    "otp_static.StaticToken",  # the backup codes themselves
+    "compliance.AccessLogEntry",
+    "compliance.AccessLogCheckpoint",
+    "compliance.RetentionRun",
+    "conversations.LiveEvent",  # short-lived fan-out buffer of ids
+    "conversations.ProtocolCounter",
+)
+# Diffs never hold secrets, raw bodies or message texts ("exclude_fields": not recorded) nor
+# personal values ("mask_fields": the change is recorded as "***"). Encrypted fields must be in
+# one of the two lists (tests/security/test_audit.py fails otherwise).
+AUDITLOG_MASK_CALLABLE = "ispsupport.security.audit_mask"
+AUDITLOG_INCLUDE_TRACKING_MODELS = (
+    {"model": "accounts.User", "exclude_fields": ["password", "last_login", "presence_changed_at"]},
+    {
+        "model": "accounts.UserSession",
+        "exclude_fields": ["session_key", "key_hash", "last_seen_at", "user_agent"],
+        "mask_fields": ["ip_address"],
+    },
+    {"model": "accounts.ApiToken", "exclude_fields": ["key_hash", "last_used_at"]},
+    {
+        "model": "otp_totp.TOTPDevice",
+        "exclude_fields": [
+            "key",
+            "last_t",
+            "drift",
+            "last_used_at",
+            "created_at",
+            "throttling_failure_timestamp",
+            "throttling_failure_count",
+        ],
+    },
+    {
+        "model": "otp_static.StaticDevice",
+        "exclude_fields": [
+            "last_used_at",
+            "created_at",
+            "throttling_failure_timestamp",
+            "throttling_failure_count",
+        ],
+    },
+    {
+        "model": "conversations.Customer",
+        "exclude_fields": ["metadata"],
+        "mask_fields": [
+            "wa_id",
+            "bsuid",
+            "parent_bsuid",
+            "username",
+            "phone_e164",
+            "name",
+            "cpf",
+            "contract_ref",
+        ],
+    },
+    {"model": "conversations.Conversation", "mask_fields": ["resolution_note"]},
+    {
+        "model": "conversations.Message",
+        "exclude_fields": ["text", "payload", "error_details", "media_filename"],
+    },
+    {"model": "conversations.ConversationNote", "mask_fields": ["text"]},
+    {"model": "conversations.ConversationEvent", "exclude_fields": ["data"]},
+    {"model": "bot.BotDecision", "exclude_fields": ["transcript", "matched"]},
+    {"model": "whatsapp.WebhookEvent", "exclude_fields": ["body"]},
+    {"model": "whatsapp.EarlyStatus", "exclude_fields": ["error_details"]},
+    {
+        "model": "compliance.DataSubjectRequest",
+        "exclude_fields": ["erasure_report", "third_parties"],
+        "mask_fields": [
+            "answer_address",
+            "representative_name",
+            "details",
+            "identity_note",
+            "answer_text",
+        ],
+    },
+    {"model": "compliance.ConsentRecord", "exclude_fields": ["proof"]},
+    {"model": "compliance.DataExport", "exclude_fields": ["token"]},
+    {"model": "compliance.ServiceRecordHold", "mask_fields": ["synthesis", "subject_digest"]},
+)
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 if not DEBUG:
@@ -418,15 +630,21 @@ LOGGING = {
         },
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    # Masks phone numbers, CPFs, e-mails and tokens in every record (ispsupport/logging.py).
+    "filters": {"pii": {"()": "ispsupport.logging.PIIMaskingFilter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": env_str("LOG_FORMAT", "plain" if DEBUG else "json"),
+            "filters": ["pii"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Replace Django's default handlers (unfiltered) so every record goes through "pii".
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "daphne": {"level": "WARNING"},
     },
 }

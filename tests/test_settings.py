@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _run_check(env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "SECRET_KEY"))}
     env.pop("FIELD_ENCRYPTION_KEYS", None)
+    env.pop("BLIND_INDEX_KEY", None)
     env.pop("ALLOWED_HOSTS", None)
     env.update(env_overrides)
     return subprocess.run(
@@ -41,6 +42,7 @@ def test_debug_off_with_every_secret_starts():
             "WHATSAPP_ACCESS_TOKEN": "t",
             "WHATSAPP_PHONE_NUMBER_ID": "1,2",
             "FIELD_ENCRYPTION_KEYS": "ZGV2LW9ubHktZmllbGQta2V5LWRvLW5vdC11c2UtISE=",
+            "BLIND_INDEX_KEY": "b" * 48,
         }
     )
     assert result.returncode == 0, result.stderr

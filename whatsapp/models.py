@@ -6,6 +6,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ispsupport.crypto import EncryptedTextField
+
 
 class WebhookEvent(models.Model):
     """One POST from Meta, stored raw before we answer 200 (the durable acknowledgement).
@@ -24,7 +26,8 @@ class WebhookEvent(models.Model):
         FAILED = "failed", _("Falhou")
 
     received_at = models.DateTimeField(_("recebido em"), default=timezone.now)
-    body = models.TextField(_("corpo bruto"))
+    # Encrypted at rest (ispsupport.crypto): the most sensitive blob we keep.
+    body = EncryptedTextField(_("corpo bruto"))
     body_sha256 = models.CharField(max_length=64, db_index=True)
     status = models.CharField(
         _("situação"), max_length=10, choices=Status.choices, default=Status.RECEIVED
