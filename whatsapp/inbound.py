@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,7 +25,15 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from compliance.services import (
+    consent_revoke_by_keyword,
+    dsr_detect_and_open,
+    dsr_intake_reply,
+    service_record_for_protocol,
+    service_record_text,
+)
 from conversations import services as conv_services
 from conversations.models import Conversation, Message
 from whatsapp.models import EarlyStatus, WebhookEvent
@@ -168,7 +177,7 @@ def events_process_pending(*, batch_size: int = BATCH_SIZE, max_batches: int = 1
     acknowledgement rate.
     """
     done = 0
-    for _ in range(max_batches):
+    for _batch in range(max_batches):
         count = _process_one_batch(batch_size)
         done += count
         if count:
@@ -425,8 +434,11 @@ def _plan_followups(
     """Decide what happens next to a new customer message; run it after commit."""
     if message.kind in ("reaction", "system", "unsupported"):
         return
+    stale = timezone.now() - message.timestamp > STALE_INBOUND_AFTER
+    if message.kind == "text" and not stale and _answer_rights_request(stored, conversation):
+        return
     in_bot = conversation.state == Conversation.State.BOT
-    if in_bot and timezone.now() - message.timestamp > STALE_INBOUND_AFTER:
+    if in_bot and stale:
         conv_services.conversation_escalate(
             conversation=conversation,
             reason="stale_message",
@@ -437,6 +449,59 @@ def _plan_followups(
         report.followups.append(_download_media(stored.pk, notify_bot=in_bot))
     elif in_bot:
         report.followups.append(_run_bot(stored.pk))
+
+
+_PROTOCOL_HISTORY = re.compile(
+    r"\b(?:hist[oó]rico|registro|andamento)\b.*?\bprotocolo\b\D{0,20}(\d{14})\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _answer_rights_request(stored: Message, conversation: Conversation) -> bool:
+    """Answer at once what the customer is entitled to without the bot or an agent.
+
+    - "SAIR"/"PARAR"/"STOP": marketing consent revoked at once (LGPD Art. 8 §5), confirmed.
+    - A data-subject request ("quero meus dados", "apagar meus dados"…): opened with its
+      15-day clock (Art. 18, 19), the customer told its number and deadline.
+    - "histórico do protocolo <número>": the service record of one of *their* protocols
+      (Decreto 11.034 / RGC), never someone else's.
+
+    Returns True when the message was one of these (the bot then stays out of it).
+    """
+    customer = conversation.customer
+    text = stored.text
+    reply: str | None = None
+    if consent_revoke_by_keyword(customer, text, wamid=stored.wamid or ""):
+        reply = str(
+            _(
+                "Pronto: você não vai mais receber mensagens promocionais de %(isp)s. "
+                "Os avisos do seu atendimento e da sua conta continuam chegando normalmente."
+            )
+            % {"isp": settings.ISP_NAME}
+        )
+    elif (request := dsr_detect_and_open(customer, text)) is not None:
+        reply = str(dsr_intake_reply(request))
+    elif (match := _PROTOCOL_HISTORY.search(text)) is not None:
+        protocol = match.group(1)
+        owned = customer.conversations.filter(protocol=protocol).exists()
+        record = service_record_for_protocol(protocol) if owned else None
+        reply = (
+            str(service_record_text(record))
+            if record
+            else str(
+                _(
+                    "Não encontramos o protocolo %(protocol)s entre os seus atendimentos. "
+                    "Confira o número e envie de novo."
+                )
+                % {"protocol": protocol}
+            )
+        )
+    if reply is None:
+        return False
+    conv_services.message_record_outbound(
+        conversation=conversation, sender_kind=Message.SenderKind.BOT, text=reply
+    )
+    return True
 
 
 def _download_media(message_id: int, *, notify_bot: bool) -> Callable[[], None]:

@@ -1,0 +1,365 @@
+"""The simulator's doors: Graph endpoints (what the client calls) and the customer's phone page.
+
+Every view here is ``async def`` and touches neither the ORM nor Django's sync thread: under
+``make run`` one daphne process serves everything and Celery runs inline, so a webhook that our
+(sync) view processes may call the Graph simulator in the same process while it waits. Webhooks
+caused by a request are posted by ``state.WebhookPoster`` after the response.
+
+Only mounted when ``settings.SIMULATOR_ENABLED`` (on in DEBUG, off in production).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_POST
+
+from whatsapp.simulator import meta
+from whatsapp.simulator.state import SIM, RecordedRequest, Scripted
+
+_WA_ID = re.compile(r"\d{10,15}")
+UPLOAD_MAX_BYTES = 5 * 1024 * 1024
+MEDIA_URL_TTL_SECONDS = 300  # Meta's download URLs live 5 minutes
+
+
+def _bearer_ok(request: HttpRequest) -> bool:
+    expected = f"Bearer {settings.WHATSAPP_ACCESS_TOKEN}"
+    return hmac.compare_digest(request.headers.get("Authorization", ""), expected)
+
+
+def _meta_error(code: int, details: str | None = None, title: str | None = None) -> JsonResponse:
+    status, body = meta.error_body(code, title=title, details=details)
+    return JsonResponse(body, status=status)
+
+
+def _record(request: HttpRequest, body: Any) -> RecordedRequest:
+    recorded = RecordedRequest(
+        method=request.method or "",
+        path=request.path,
+        authorization=request.headers.get("Authorization", ""),
+        body=body,
+        query=dict(request.GET.items()),
+    )
+    SIM.record(recorded)
+    return recorded
+
+
+async def _scripted(item: Scripted) -> HttpResponse:
+    if item.kind == "timeout":
+        # The client has given up by now; answer something no client takes for a send.
+        await asyncio.sleep(item.seconds)
+        return HttpResponse(status=204)
+    if item.kind == "http":
+        if item.body is None:
+            return HttpResponse(
+                "Internal Server Error", status=item.status, content_type="text/plain"
+            )
+        return JsonResponse(item.body, status=item.status, safe=False)
+    return _meta_error(item.code or 131000, details=item.details, title=item.title)
+
+
+def _parse_json(request: HttpRequest) -> Any:
+    try:
+        return json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+# --- Graph API ----------------------------------------------------------------------------------
+
+
+@csrf_exempt
+@require_POST
+async def graph_messages(request: HttpRequest, version: str, phone_number_id: str) -> HttpResponse:
+    """``POST /{version}/{phone-number-id}/messages``: sends and read receipts."""
+    body = _parse_json(request)
+    recorded = _record(request, body)
+    response = await _graph_messages(request, body, phone_number_id)
+    recorded.status = response.status_code
+    return response
+
+
+async def _graph_messages(request: HttpRequest, body: Any, phone_number_id: str) -> HttpResponse:
+    scripted = SIM.take_scripted("messages")
+    if scripted is not None:
+        return await _scripted(scripted)
+    if not _bearer_ok(request):
+        return _meta_error(190, title="Invalid OAuth access token - Cannot parse access token")
+    if phone_number_id not in settings.WHATSAPP_PHONE_NUMBER_IDS:
+        return _meta_error(
+            100,
+            title=f"Unsupported post request. Object with ID '{phone_number_id}' does not exist",
+        )
+    if not isinstance(body, dict):
+        return _meta_error(100, details="The request body must be JSON.")
+    if body.get("status") == "read":
+        if body.get("messaging_product") != "whatsapp" or not body.get("message_id"):
+            return _meta_error(131008, details="message_id is required.")
+        SIM.mark_business_read(str(body["message_id"]))
+        return JsonResponse({"success": True})
+    try:
+        meta.validate_send(body)
+    except meta.Invalid as exc:
+        return _meta_error(exc.code, details=exc.details)
+    recipient = str(body.get("to") or body.get("recipient"))
+    key = recipient.lstrip("+")
+    wamid = SIM.take_wamid()
+    SIM.add_outbound(key, wamid=wamid, phone_number_id=phone_number_id, body=body)
+    SIM.schedule_statuses(key=key, wamid=wamid, phone_number_id=phone_number_id, recipient=key)
+    return JsonResponse(meta.success_body(recipient, wamid))
+
+
+def _download_signature(media_id: str, expires: int) -> str:
+    message = f"{media_id}:{expires}".encode()
+    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+
+@require_GET
+async def graph_media_info(request: HttpRequest, version: str, media_id: str) -> HttpResponse:
+    """``GET /{version}/{media-id}``: a 5-minute download URL and the file's facts."""
+    recorded = _record(request, None)
+    response = await _graph_media_info(request, media_id)
+    recorded.status = response.status_code
+    return response
+
+
+async def _graph_media_info(request: HttpRequest, media_id: str) -> HttpResponse:
+    scripted = SIM.take_scripted("media")
+    if scripted is not None:
+        return await _scripted(scripted)
+    if not _bearer_ok(request):
+        return _meta_error(190, title="Invalid OAuth access token - Cannot parse access token")
+    item = SIM.media.get(media_id)
+    if item is None:
+        return _meta_error(
+            100, title=f"Unsupported get request. Object with ID '{media_id}' does not exist"
+        )
+    expires = int(time.time()) + MEDIA_URL_TTL_SECONDS
+    url = request.build_absolute_uri(reverse("simulator:media-download", args=[media_id]))
+    url += f"?ext={expires}&hash={_download_signature(media_id, expires)}"
+    return JsonResponse(
+        {
+            "url": url,
+            "mime_type": item.mime_type,
+            "sha256": item.sha256_hex,
+            "file_size": len(item.data),
+            "id": media_id,
+            "messaging_product": "whatsapp",
+        }
+    )
+
+
+@require_GET
+async def graph_media_download(request: HttpRequest, media_id: str) -> HttpResponse:
+    """The short-lived URL itself: the bearer token is required, as at Meta's lookaside host."""
+    recorded = _record(request, None)
+    response = _media_download(request, media_id)
+    recorded.status = response.status_code
+    return response
+
+
+def _media_download(request: HttpRequest, media_id: str) -> HttpResponse:
+    if not _bearer_ok(request):
+        return HttpResponse(status=401)
+    try:
+        expires = int(request.GET.get("ext", "0"))
+    except ValueError:
+        expires = 0
+    signature = request.GET.get("hash", "")
+    item = SIM.media.get(media_id)
+    if (
+        item is None
+        or expires < time.time()
+        or not hmac.compare_digest(signature, _download_signature(media_id, expires))
+    ):
+        return HttpResponse(status=404)  # Meta: 404 means "fetch a new URL"
+    return HttpResponse(item.data, content_type=item.mime_type)
+
+
+# --- The customer's phone -----------------------------------------------------------------------
+
+
+@ensure_csrf_cookie
+@require_GET
+async def phone(request: HttpRequest) -> HttpResponse:
+    numbers = [
+        {"id": pnid, "display": meta.display_number(pnid)}
+        for pnid in settings.WHATSAPP_PHONE_NUMBER_IDS
+    ]
+    strings = {
+        "sent": _("enviada"),
+        "delivered": _("entregue"),
+        "read": _("lida"),
+        "failed": _("falhou"),
+        "pending": _("enviando…"),
+        "template": _("Modelo"),
+        "reply": _("em resposta"),
+        "openList": _("Ver opções"),
+        "error": _("Não foi possível enviar. O servidor respondeu %s."),
+        "emptyThread": _("Nenhuma mensagem ainda. Escreva como se fosse o cliente."),
+        "media": _("mídia"),
+        "lastWebhook": _("Último webhook"),
+        "message": _("mensagem"),
+        "status": _("status"),
+        "unreachable": _("sem resposta"),
+    }
+    return render(
+        request,
+        "whatsapp/simulator/phone.html",
+        {
+            "numbers": numbers,
+            "strings": strings,
+            "webhook_url": settings.SIMULATOR_WEBHOOK_URL,
+            "default_wa_id": "5511999990001",
+        },
+    )
+
+
+def _error(message: str, status: int = 400) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+@require_POST
+async def api_send(request: HttpRequest) -> HttpResponse:
+    """The customer sends something: it becomes a signed webhook to our endpoint."""
+    if request.content_type == "application/json":
+        data = _parse_json(request)
+        upload = None
+    else:
+        data = request.POST.dict()
+        upload = request.FILES.get("file")
+    if not isinstance(data, dict):
+        return _error(_("Corpo inválido."))
+    wa_id = str(data.get("wa_id", "")).strip()
+    name = str(data.get("name", "")).strip()[:60] or _("Cliente")
+    phone_number_id = str(data.get("phone_number_id") or settings.WHATSAPP_PHONE_NUMBER_IDS[0])
+    if not _WA_ID.fullmatch(wa_id):
+        return _error(_("Número inválido: use DDI + DDD + número, só dígitos."))
+    if phone_number_id not in settings.WHATSAPP_PHONE_NUMBER_IDS:
+        return _error(_("Número da empresa desconhecido."))
+    try:
+        message, view = _inbound_message(data, upload)
+    except ValueError as exc:
+        return _error(str(exc))
+    wamid = "wamid.SIMIN" + secrets.token_hex(12).upper()
+    message["id"] = wamid
+    context = str(data.get("context") or "")
+    if context:
+        message["context"] = {"from": meta.display_number(phone_number_id), "id": context}
+        view["reply_to"] = context
+    SIM.add_inbound(wa_id, name=name, wamid=wamid, phone_number_id=phone_number_id, view=view)
+    label = f"message:{wamid}"
+    SIM.poster.after_post(label, lambda: SIM.set_status(wamid, "delivered"))
+    SIM.post_webhook(
+        label,
+        meta.inbound_envelope(
+            phone_number_id=phone_number_id, wa_id=wa_id, name=name, message=message
+        ),
+    )
+    return JsonResponse({"wamid": wamid}, status=201)
+
+
+def _inbound_message(data: dict[str, Any], upload: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Meta's inbound message object (without id/from/timestamp) and the page's view of it."""
+    kind = str(data.get("kind") or "text")
+    text = str(data.get("text") or "")
+    if kind == "text":
+        if not text.strip() or len(text) > 4096:
+            raise ValueError(_("Escreva uma mensagem (até 4.096 caracteres)."))
+        return {"type": "text", "text": {"body": text}}, {"kind": "text", "text": text}
+    if kind in ("button_reply", "list_reply"):
+        reply_id, title = str(data.get("reply_id") or ""), str(data.get("reply_title") or "")
+        if not reply_id or not title:
+            raise ValueError(_("Resposta sem identificador."))
+        reply = {"id": reply_id, "title": title}
+        if kind == "list_reply" and data.get("description"):
+            reply["description"] = str(data["description"])
+        return (
+            {"type": "interactive", "interactive": {"type": kind, kind: reply}},
+            {"kind": "interactive", "text": title},
+        )
+    if kind == "quick_reply":  # a template's quick-reply button
+        payload, title = str(data.get("reply_id") or ""), str(data.get("reply_title") or "")
+        return (
+            {"type": "button", "button": {"payload": payload, "text": title}},
+            {"kind": "button", "text": title},
+        )
+    if kind == "media":
+        if upload is None:
+            raise ValueError(_("Escolha um arquivo."))
+        if upload.size > UPLOAD_MAX_BYTES:
+            raise ValueError(_("Arquivo grande demais (máximo 5 MB)."))
+        content = upload.read()
+        mime = (upload.content_type or "application/octet-stream").split(";")[0]
+        media_kind = "image" if mime in ("image/jpeg", "image/png") else "document"
+        media_id = SIM.add_media(content, mime, upload.name or "")
+        obj: dict[str, Any] = {
+            "id": media_id,
+            "mime_type": mime,
+            # Webhooks announce sha256 in base64 (the media endpoint in hex), as Meta does.
+            "sha256": base64.b64encode(hashlib.sha256(content).digest()).decode(),
+        }
+        if text:
+            obj["caption"] = text[:1024]
+        if media_kind == "document":
+            obj["filename"] = (upload.name or "arquivo")[:240]
+        view = {"kind": media_kind, "text": text, "media": {"kind": media_kind}}
+        return {"type": media_kind, media_kind: obj}, view
+    raise ValueError(_("Tipo de mensagem desconhecido."))
+
+
+@require_GET
+async def api_thread(request: HttpRequest) -> HttpResponse:
+    """The conversation as the customer's phone shows it; 204 when nothing changed.
+
+    ``seen=1`` (the page is visible) marks the business's messages read and posts "read".
+    """
+    wa_id = request.GET.get("wa_id", "")
+    if not _WA_ID.fullmatch(wa_id):
+        return _error(_("Número inválido."))
+    if request.GET.get("seen") == "1":
+        for message in SIM.unread_outbound(wa_id):
+            SIM.set_status(message.wamid, "read")
+            SIM.post_webhook(
+                f"status:read:{message.wamid}",
+                meta.status_envelope(
+                    phone_number_id=message.phone_number_id,
+                    wamid=message.wamid,
+                    status="read",
+                    recipient=wa_id,
+                ),
+            )
+    snapshot = SIM.thread_snapshot(wa_id)
+    if request.GET.get("v") == str(snapshot["version"]):
+        return HttpResponse(status=204)
+    last = SIM.webhook_log[-1] if SIM.webhook_log else None
+    snapshot["last_webhook"] = (
+        {"label": last.label.split(":")[0], "status": last.status, "error": last.error}
+        if last
+        else None
+    )
+    return JsonResponse(snapshot)
+
+
+@require_POST
+async def api_reset(request: HttpRequest) -> HttpResponse:
+    """Forget one customer's thread on the phone (the server keeps its records)."""
+    wa_id = request.POST.get("wa_id", "")
+    with SIM.lock:
+        if SIM.threads.pop(wa_id, None) is not None:
+            SIM.version += 1
+    return HttpResponse(status=204)
