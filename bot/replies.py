@@ -1,0 +1,195 @@
+"""What the bot says: pt-BR texts and WhatsApp interactive payloads (Graph API shapes).
+
+Limits honoured (Meta, interactive messages): list — body ≤ 4,096 chars, header/footer ≤ 60,
+button label ≤ 20, ≤ 10 rows, row title ≤ 24, description ≤ 72, section title ≤ 24;
+reply buttons — ≤ 3, title ≤ 20 and unique, body ≤ 1,024. Reply ids are stable: inbound
+button/list replies come back with them (``bot.services`` maps them to actions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils.translation import gettext as _
+
+RESOLVED_YES = "bot.resolved.yes"
+RESOLVED_NO = "bot.resolved.no"
+
+
+@dataclass(frozen=True)
+class MenuOption:
+    id: str
+    intent: str
+    title: str
+    description: str
+
+
+def menu_options() -> list[MenuOption]:
+    return [
+        MenuOption(
+            "menu.internet",
+            "no_connection",
+            _("Problemas na internet"),
+            _("Sem conexão, lentidão ou Wi-Fi"),
+        ),
+        MenuOption(
+            "menu.billing",
+            "billing",
+            _("2ª via do boleto / PIX"),
+            _("Fatura, código PIX e pagamentos"),
+        ),
+        MenuOption(
+            "menu.plan_change", "plan_change", _("Mudar de plano"), _("Conhecer outros planos")
+        ),
+        MenuOption(
+            "menu.technical_visit",
+            "technical_visit",
+            _("Visita técnica"),
+            _("Agendar ou acompanhar uma visita"),
+        ),
+        MenuOption("menu.cancellation", "cancellation", _("Cancelamento"), _("Cancelar o serviço")),
+        MenuOption(
+            "menu.human", "human", _("Falar com atendente"), _("Atendimento com uma pessoa")
+        ),
+    ]
+
+
+MENU_INTENTS = {
+    "menu.internet": "no_connection",
+    "menu.billing": "billing",
+    "menu.plan_change": "plan_change",
+    "menu.technical_visit": "technical_visit",
+    "menu.cancellation": "cancellation",
+    "menu.human": "human",
+}
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def menu_list(*, body: str, header: str = "", footer: str = "") -> dict[str, Any]:
+    """An interactive list (Graph ``interactive`` object) with the main menu."""
+    interactive: dict[str, Any] = {
+        "type": "list",
+        "body": {"text": _clip(body, 4096)},
+        "action": {
+            "button": _clip(_("Ver opções"), 20),
+            "sections": [
+                {
+                    "title": _clip(_("Como posso ajudar?"), 24),
+                    "rows": [
+                        {
+                            "id": option.id,
+                            "title": _clip(option.title, 24),
+                            "description": _clip(option.description, 72),
+                        }
+                        for option in menu_options()
+                    ],
+                }
+            ],
+        },
+    }
+    if header:
+        interactive["header"] = {"type": "text", "text": _clip(header, 60)}
+    if footer:
+        interactive["footer"] = {"text": _clip(footer, 60)}
+    return interactive
+
+
+def greeting(
+    *, isp_name: str, protocol: str, policy_url: str, dpo_email: str
+) -> tuple[str, dict[str, Any]]:
+    """The first message of a contact: greeting, protocol, privacy notice and the menu."""
+    body = "\n\n".join(
+        [
+            _(
+                "Olá! Você está falando com o atendimento virtual da %(isp)s. "
+                "Seu protocolo é %(protocol)s."
+            )
+            % {"isp": isp_name, "protocol": protocol},
+            _(
+                "🔒 Privacidade: usamos suas mensagens, áudios e fotos para atender você, com "
+                "apoio de inteligência artificial, e mascaramos CPF, telefone e outros dados "
+                "antes disso. Política: %(url)s · Encarregado de dados: %(dpo)s"
+            )
+            % {"url": policy_url, "dpo": dpo_email},
+            _(
+                "Como posso ajudar? Escolha uma opção ou escreva sua dúvida. "
+                "Se preferir falar com uma pessoa, é só pedir."
+            ),
+        ]
+    )
+    footer = _("Protocolo %(protocol)s") % {"protocol": protocol}
+    return body, menu_list(body=body, header=isp_name, footer=footer)
+
+
+def clarify(*, intent: str) -> tuple[str, dict[str, Any]]:
+    """The menu again, when the turn said nothing the bot can act on."""
+    if intent == "greeting":
+        body = _("Olá! Como posso ajudar? Escolha uma opção abaixo ou escreva sua dúvida.")
+    else:
+        body = _(
+            "Desculpe, não entendi bem. Escolha uma opção abaixo ou descreva o problema em "
+            "poucas palavras. Se preferir, peça para falar com um atendente."
+        )
+    return body, menu_list(body=body)
+
+
+def answer_with_confirmation(answer: str) -> tuple[str, dict[str, Any]]:
+    """A knowledge-base answer followed by "Resolvido? Sim / Não, quero atendente" buttons."""
+    body = f"{answer.strip()}\n\n{_('Isso resolveu?')}"
+    interactive = {
+        "type": "button",
+        "body": {"text": _clip(body, 1024)},
+        "action": {
+            "buttons": [
+                {"type": "reply", "reply": {"id": RESOLVED_YES, "title": _("Sim, resolveu")}},
+                {"type": "reply", "reply": {"id": RESOLVED_NO, "title": _("Não, quero atendente")}},
+            ]
+        },
+    }
+    return body, interactive
+
+
+def hand_off(*, reason: str, protocol: str, team_name: str = "", media_type: str = "") -> str:
+    """What the customer reads when a person takes over (never asks for data)."""
+    team = _(" da equipe %(team)s") % {"team": team_name} if team_name else ""
+    opening = {
+        "human_requested": _("Tudo bem! Vou chamar um atendente%(team)s."),
+        "cancellation": _(
+            "Entendido. Vou encaminhar seu pedido de cancelamento a um atendente%(team)s, "
+            "que vai concluí-lo com você."
+        ),
+        "contested": _(
+            "Certo, vou pedir que um atendente%(team)s revise o atendimento do robô, como é "
+            "seu direito."
+        ),
+        "negative_sentiment": _(
+            "Sinto muito pelo transtorno. Vou passar você agora para um atendente%(team)s."
+        ),
+        "kb_hand_off": _("Vou encaminhar você a um atendente%(team)s para dar sequência."),
+    }.get(reason)
+    if reason == "media_needs_human":
+        what = {
+            "audio": _("seu áudio"),
+            "image": _("sua imagem"),
+        }.get(media_type, _("seu arquivo"))
+        opening = _(
+            "Recebi %(what)s, mas por aqui ainda não consigo ver nem ouvir arquivos. "
+            "Vou passar para um atendente%(team)s."
+        ) % {"what": what, "team": "%(team)s"}
+    if opening is None:
+        opening = _("Vou transferir você para um atendente%(team)s, que continua daqui.")
+    closing = _(
+        "Seu protocolo é %(protocol)s. Você não precisa repetir nada: a pessoa verá esta conversa."
+    ) % {"protocol": protocol}
+    return f"{opening % {'team': team}} {closing}"
+
+
+def closing(*, protocol: str) -> str:
+    return _(
+        "Que bom que deu certo! Vou encerrar este atendimento (protocolo %(protocol)s). "
+        "Se precisar, é só mandar uma mensagem."
+    ) % {"protocol": protocol}

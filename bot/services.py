@@ -1,0 +1,310 @@
+"""The bot's writes: decide one inbound message and apply the decision.
+
+``bot_handle_inbound`` is the one entry point (called by the Celery task). It is idempotent:
+a message that already has a ``BotDecision`` is left alone, and the decision, the replies
+(outbox), the escalation and the events are written in one transaction under the conversation's
+row lock, so a duplicate delivery writes nothing and two messages of one conversation are
+decided one after the other.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from bot import ai, replies, selectors
+from bot.analysis import Analysis, analyse
+from bot.models import BotDecision
+from bot.policy import (
+    SMALL_TALK_INTENTS,
+    Context,
+    Outcome,
+    PolicySnapshot,
+    confirmation_of,
+    decide,
+)
+from conversations.models import Conversation, ConversationEvent, Message
+from conversations.services import (
+    ServiceError,
+    conversation_bump_bot_attempts,
+    conversation_close,
+    conversation_escalate,
+    conversation_record_bot_decision,
+    message_record_outbound,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HandleResult:
+    """What happened to one message: ``status`` is decided, duplicate, not_with_bot, missing or
+    not_inbound; ``decision`` is the stored decision when one was made now."""
+
+    status: str
+    decision: BotDecision | None = None
+
+
+def message_deadline(*, message: Message, budget_s: float) -> float:
+    """Seconds left of the decision's time budget, counted from the customer's message."""
+    deadline = message.created_at + timedelta(seconds=budget_s)
+    return (deadline - timezone.now()).total_seconds()
+
+
+def bot_handle_inbound(*, message_id: int, model_failed: bool = False) -> HandleResult:
+    """Decide and apply the bot's answer to inbound message ``message_id``.
+
+    Raises ``bot.analysis.ModelBusy`` when Gemini failed transiently (nothing written); the
+    caller retries later or calls again with ``model_failed=True``.
+    """
+    started = time.perf_counter()
+    message = Message.objects.select_related("conversation").filter(pk=message_id).first()
+    if message is None:
+        return HandleResult("missing")
+    if message.direction != Message.Direction.INBOUND:
+        return HandleResult("not_inbound")
+    if selectors.decision_for_message(message_id=message.pk) is not None:
+        return HandleResult("duplicate")
+    conversation = message.conversation
+    if conversation.state != Conversation.State.BOT:
+        return HandleResult("not_with_bot")
+
+    snapshot = selectors.policy_snapshot_cached()
+    # Only the model path needs the context before the lock (history to send, and whether a
+    # short "sim" makes the call pointless); the rules read nothing more.
+    awaiting, history = False, []
+    if ai.is_configured():
+        last = selectors.conversation_last_decision(conversation=conversation)
+        awaiting = _awaiting_confirmation(last)
+        history = selectors.conversation_recent_turns(conversation=conversation, before=message)
+    analysis = analyse(
+        message=message,
+        snapshot=snapshot,
+        history=history,
+        remaining_s=message_deadline(
+            message=message, budget_s=snapshot.thresholds.latency_budget_s
+        ),
+        awaiting_confirmation=awaiting,
+        model_failed=model_failed,
+    )
+    try:
+        with transaction.atomic():
+            return _decide_and_apply(message, snapshot, analysis, started)
+    except IntegrityError:
+        # A concurrent delivery of the same message won the race (unique message_id).
+        if selectors.decision_for_message(message_id=message.pk) is not None:
+            return HandleResult("duplicate")
+        raise
+
+
+def _awaiting_confirmation(last: BotDecision | None) -> bool:
+    return last is not None and last.action == BotDecision.Action.ANSWERED
+
+
+def _decide_and_apply(
+    message: Message, snapshot: PolicySnapshot, analysis: Analysis, started: float
+) -> HandleResult:
+    conversation = Conversation.objects.select_for_update().get(pk=message.conversation_id)
+    if conversation.state != Conversation.State.BOT:
+        return HandleResult("not_with_bot")
+    if BotDecision.objects.filter(message_id=message.pk).exists():
+        return HandleResult("duplicate")
+
+    last = selectors.conversation_last_decision(conversation=conversation)
+    # The bot greets in its first decision of a conversation, so no decision = not greeted yet.
+    first_contact = last is None
+    awaiting = _awaiting_confirmation(last)
+    confirmation = analysis.confirmation
+    if confirmation is None and awaiting and analysis.normalized:
+        confirmation = confirmation_of(analysis.normalized)
+
+    if confirmation and awaiting and last.intent and analysis.triage.intent in SMALL_TALK_INTENTS:
+        # "Sim"/"Não" answer the previous question: they carry its intent (and so its team).
+        analysis.triage = replace(analysis.triage, intent=last.intent)
+
+    outcome: Outcome | None = None
+    if not analysis.ignore:
+        context = Context(
+            bot_turns=conversation.bot_attempts,
+            awaiting_confirmation=awaiting,
+            injection=analysis.injection,
+            contested=analysis.contested,
+            model_failed=analysis.model_failed,
+            model_no_answer=analysis.model_no_answer,
+            media_needs_human=analysis.media_needs_human,
+            confirmation=confirmation,
+        )
+        outcome = decide(snapshot, analysis.triage, context, analysis.normalized)
+    if outcome is not None and outcome.action == "closed" and not awaiting:
+        outcome = None  # a stray "Sim" button with nothing to confirm
+
+    if first_contact:
+        body, interactive = replies.greeting(
+            isp_name=settings.ISP_NAME,
+            protocol=conversation.protocol,
+            policy_url=settings.PRIVACY_POLICY_URL,
+            dpo_email=settings.DPO_EMAIL,
+        )
+        _send(conversation, type="interactive", text=body, payload={"interactive": interactive})
+
+    if outcome is None or (outcome.action == "clarified" and first_contact):
+        action = BotDecision.Action.GREETED if first_contact else BotDecision.Action.IGNORED
+        rule = "first_contact" if first_contact else "nothing_to_answer"
+        decision = _record(
+            conversation, message, analysis, None, action, rule, first_contact, started
+        )
+        return HandleResult("decided", decision)
+
+    team = selectors.team_by_slug(outcome.team_slug) if outcome.escalates else None
+    decision = _record(
+        conversation,
+        message,
+        analysis,
+        outcome,
+        outcome.action,
+        outcome.rule,
+        first_contact,
+        started,
+    )
+    if outcome.action == "answered":
+        body, interactive = replies.answer_with_confirmation(outcome.answer)
+        _send(conversation, type="interactive", text=body, payload={"interactive": interactive})
+        conversation_bump_bot_attempts(conversation=conversation)
+    elif outcome.action == "clarified":
+        body, interactive = replies.clarify(intent=analysis.triage.intent)
+        _send(conversation, type="interactive", text=body, payload={"interactive": interactive})
+        conversation_bump_bot_attempts(conversation=conversation)
+    elif outcome.action == "closed":
+        _send(conversation, type="text", text=replies.closing(protocol=conversation.protocol))
+        conversation_close(
+            conversation=conversation, resolution=Conversation.Resolution.RESOLVED_BY_BOT
+        )
+    elif outcome.action == "escalated":
+        if outcome.answer:
+            _send(conversation, type="text", text=outcome.answer)
+        text = replies.hand_off(
+            reason=outcome.reason,
+            protocol=conversation.protocol,
+            team_name=team.name if team else "",
+            media_type=analysis.media_type,
+        )
+        _send(conversation, type="text", text=text)
+        data: dict[str, Any] = {
+            "decision_id": decision.pk,
+            "intent": decision.intent,
+            "rule": outcome.rule,
+        }
+        if analysis.note:
+            data["note"] = analysis.note
+        conversation_escalate(
+            conversation=conversation,
+            reason=f"bot:{outcome.reason}",
+            team=team,
+            priority=outcome.priority,
+            data=data,
+        )
+    return HandleResult("decided", decision)
+
+
+def _send(conversation: Conversation, *, type: str, text: str, payload: dict | None = None) -> None:
+    """Queue one bot reply; a closed 24-hour window loses the reply, never the decision."""
+    try:
+        message_record_outbound(
+            conversation=conversation, sender_kind="bot", type=type, text=text, payload=payload
+        )
+    except ServiceError as exc:
+        logger.warning(
+            "bot: reply not queued",
+            extra={"conversation_id": conversation.pk, "error": exc.code},
+        )
+
+
+def _record(
+    conversation: Conversation,
+    message: Message,
+    analysis: Analysis,
+    outcome: Outcome | None,
+    action: str,
+    rule: str,
+    greeted: bool,
+    started: float,
+) -> BotDecision:
+    triage = analysis.triage
+    spoke = not analysis.ignore and not (analysis.media_needs_human and triage.engine == "none")
+    decision = BotDecision.objects.create(
+        message=message,
+        conversation=conversation,
+        action=action,
+        rule=rule,
+        greeted=greeted,
+        intent=triage.intent if spoke else "",
+        sentiment=triage.sentiment if spoke else "",
+        sentiment_score=triage.sentiment_score if spoke else None,
+        confidence=triage.confidence if spoke else None,
+        matched=list(analysis.matched or triage.matched),
+        engine=triage.engine,
+        fallback_reason=analysis.fallback_reason,
+        model=analysis.model,
+        prompt_version=analysis.prompt_version,
+        model_calls=analysis.model_calls,
+        model_latency_ms=analysis.model_latency_ms,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        prompt_tokens=analysis.prompt_tokens,
+        output_tokens=analysis.output_tokens,
+        knowledge_entry_id=outcome.kb.id if outcome and outcome.kb else None,
+        answer_adapted=bool(outcome and outcome.adapted),
+        escalated=bool(outcome and outcome.escalates),
+        escalation_reason=outcome.reason if outcome else "",
+        team_slug=outcome.team_slug if outcome and outcome.escalates else "",
+        transcript=analysis.transcript,
+    )
+    bot_decision_record_event(decision=decision, note=analysis.note)
+    return decision
+
+
+def bot_policy_invalidate() -> None:
+    """Drop the cached policy snapshot: the next decision reads the rows again.
+
+    Call after changing ``BotPolicy``, ``EscalationRule``, ``IntentRoute`` or
+    ``KnowledgeEntry`` rows (admin does it on every save and delete).
+    """
+    cache.delete(selectors.SNAPSHOT_CACHE_KEY)
+
+
+def bot_decision_record_event(*, decision: BotDecision, note: str = "") -> ConversationEvent:
+    """The agents' view of a decision: a ``bot_decision`` event with figures, never text.
+
+    Through the conversations service, so the line appears live on the console; call inside
+    the decision's transaction.
+    """
+    data: dict[str, Any] = {
+        "decision_id": decision.pk,
+        "message_id": decision.message_id,
+        "action": decision.action,
+        "rule": decision.rule,
+        "intent": decision.intent,
+        "sentiment": decision.sentiment,
+        "sentiment_score": decision.sentiment_score,
+        "confidence": decision.confidence,
+        "engine": decision.engine,
+        "model": decision.model,
+        "prompt_version": decision.prompt_version,
+        "latency_ms": round(decision.latency_ms or 0.0, 1),
+        "escalated": decision.escalated,
+        "escalation_reason": decision.escalation_reason,
+        "knowledge_entry_id": decision.knowledge_entry_id,
+        "has_transcript": bool(decision.transcript),
+    }
+    if decision.fallback_reason:
+        data["fallback_reason"] = decision.fallback_reason
+    if note:
+        data["note"] = note
+    return conversation_record_bot_decision(conversation_id=decision.conversation_id, data=data)

@@ -1,0 +1,66 @@
+"""Celery entry points of the bot (queue ``ai`` through the ``bot.*`` route)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from bot import selectors, services
+from bot.analysis import ModelBusy
+
+logger = logging.getLogger(__name__)
+
+# Retries for a transient model failure, each only if it still fits the time budget.
+MAX_MODEL_RETRIES = 2
+# Wait before retrying a 5xx/timeout that came without a server-requested delay.
+_BACKOFF_S = (1.0, 2.0)
+
+
+@shared_task(
+    name="bot.handle_inbound_message",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=30,
+    time_limit=45,
+    max_retries=MAX_MODEL_RETRIES,
+    ignore_result=True,
+)
+def handle_inbound_message(self, message_id: int) -> str:
+    """Decide the bot's answer to one inbound message. Idempotent: Celery may deliver twice.
+
+    A transient Gemini failure is retried after the server's ``retryDelay`` (or a short
+    backoff) only while that fits the decision's time budget; otherwise the message is decided
+    without the model ("model unavailable": a person takes over).
+    """
+    try:
+        return services.bot_handle_inbound(message_id=message_id).status
+    except ModelBusy as exc:
+        countdown = exc.retry_after_s
+        if countdown is None:
+            countdown = _BACKOFF_S[min(self.request.retries, len(_BACKOFF_S) - 1)]
+        if self.request.retries < MAX_MODEL_RETRIES and _fits_budget(message_id, countdown):
+            logger.info(
+                "bot: model busy, retrying",
+                extra={"message_id": message_id, "countdown_s": countdown, "kind": exc.kind},
+            )
+            raise self.retry(countdown=countdown, max_retries=MAX_MODEL_RETRIES) from exc
+        return services.bot_handle_inbound(message_id=message_id, model_failed=True).status
+    except SoftTimeLimitExceeded:
+        logger.warning("bot: decision over its time limit", extra={"message_id": message_id})
+        return services.bot_handle_inbound(message_id=message_id, model_failed=True).status
+
+
+def _fits_budget(message_id: int, countdown: float) -> bool:
+    from conversations.models import Message
+
+    message = Message.objects.filter(pk=message_id).only("created_at").first()
+    if message is None:
+        return False
+    remaining = services.message_deadline(
+        message=message, budget_s=selectors.latency_budget_seconds()
+    )
+    # The retried call needs at least a second of its own after the wait.
+    return countdown + 1.0 <= remaining
