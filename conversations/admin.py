@@ -3,7 +3,14 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from conversations.models import Conversation, ConversationEvent, Customer, Message
+from conversations.models import (
+    CannedResponse,
+    Conversation,
+    ConversationEvent,
+    ConversationNote,
+    Customer,
+    Message,
+)
 
 
 @admin.register(Customer)
@@ -88,3 +95,25 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.display(description=_("conversa"))
     def conversation_protocol(self, obj: Message) -> str:
         return obj.conversation.protocol
+
+
+@admin.register(CannedResponse)
+class CannedResponseAdmin(admin.ModelAdmin):
+    """Ready answers for the console's ``/`` menu; variables: {{nome}}, {{protocolo}},
+    {{atendente}}, {{empresa}}."""
+
+    list_display = ("shortcut", "title", "team", "is_active", "updated_at")
+    list_filter = ("is_active", "team")
+    search_fields = ("shortcut", "title", "body")
+    list_select_related = ("team",)
+
+
+@admin.register(ConversationNote)
+class ConversationNoteAdmin(admin.ModelAdmin):
+    list_display = ("conversation", "author", "created_at")
+    search_fields = ("conversation__protocol",)
+    list_select_related = ("conversation", "author")
+    readonly_fields = ("conversation", "author", "text", "created_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -6,3 +6,9 @@ class ConversationsConfig(AppConfig):
     name = "conversations"
     verbose_name = _("Atendimento")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Personal data declared to the compliance registry (export, erasure, retention).
+        from conversations import privacy
+
+        privacy.register_all()

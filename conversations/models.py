@@ -153,7 +153,21 @@ class Conversation(models.Model):
     last_customer_message_at = models.DateTimeField(
         _("última mensagem do cliente"), null=True, blank=True
     )
-    last_message_at = models.DateTimeField(_("última mensagem"), null=True, blank=True)
+    # Defaults to the opening time so the inbox can order and page on it without NULLs.
+    last_message_at = models.DateTimeField(
+        _("última mensagem"), null=True, blank=True, default=timezone.now
+    )
+    # The newest message (inbound or outbound) for the inbox preview: one join, no subquery.
+    last_message = models.ForeignKey(
+        "Message",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("última mensagem (ref.)"),
+    )
+    # Customer messages not yet seen by staff; reset when the assigned agent opens it or replies.
+    unread_count = models.PositiveIntegerField(_("não lidas"), default=0)
     closed_at = models.DateTimeField(_("encerrada em"), null=True, blank=True)
     closed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -202,6 +216,18 @@ class Conversation(models.Model):
                 fields=["team", "state", "-priority", "opened_at"], name="conv_team_queue"
             ),
             models.Index(fields=["state", "-priority", "opened_at"], name="conv_state_queue"),
+            # The console's waiting queue: highest priority, then longest waiting, keyset by id.
+            models.Index(
+                fields=["-priority", "waiting_since", "id"],
+                condition=Q(state="waiting"),
+                name="conv_waiting_order",
+            ),
+            # "My teams" / "All": open conversations by latest activity, keyset by id.
+            models.Index(
+                fields=["-last_message_at", "-id"],
+                condition=~Q(state="closed"),
+                name="conv_open_activity",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -389,3 +415,98 @@ class ConversationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class ConversationNote(models.Model):
+    """A private note on a conversation: visible to staff only, never sent to the customer.
+
+    Personal data: ``text`` is free text written by staff about the customer's case.
+    Index: (conversation, created_at) for the conversation page.
+    """
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="notes", verbose_name=_("conversa")
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("autor"),
+    )
+    text = models.TextField(_("nota"))
+    created_at = models.DateTimeField(_("criada em"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("nota interna")
+        verbose_name_plural = _("notas internas")
+        indexes = [models.Index(fields=["conversation", "created_at"], name="note_conv_created")]
+
+    def __str__(self) -> str:
+        return f"{self.conversation_id} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class CannedResponse(models.Model):
+    """A ready answer agents insert with ``/atalho``; global when ``team`` is empty.
+
+    ``body`` may use the variables ``{{nome}}``, ``{{protocolo}}``, ``{{atendente}}`` and
+    ``{{empresa}}``, filled in for the conversation at hand.
+    """
+
+    team = models.ForeignKey(
+        "accounts.Team",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="canned_responses",
+        verbose_name=_("equipe"),
+        help_text=_("Vazio: disponível para todas as equipes."),
+    )
+    shortcut = models.SlugField(_("atalho"), max_length=40)
+    title = models.CharField(_("título"), max_length=100)
+    body = models.TextField(_("texto"), max_length=4096)
+    is_active = models.BooleanField(_("ativa"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("resposta pronta")
+        verbose_name_plural = _("respostas prontas")
+        ordering = ["shortcut"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "shortcut"],
+                condition=Q(team__isnull=False),
+                name="canned_team_shortcut",
+            ),
+            models.UniqueConstraint(
+                fields=["shortcut"], condition=Q(team__isnull=True), name="canned_global_shortcut"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}"
+
+
+class LiveEvent(models.Model):
+    """One live update sent to the console, kept briefly so reconnecting sockets catch up.
+
+    ``id`` is the sequence clients track. ``audience`` lists the channel groups that received
+    it, space-delimited (`` team.3 agent.<uuid> ``), so a catch-up returns to each socket only
+    what its groups were sent. Holds ids and states only, never customer text; pruned after
+    ``CONSOLE_EVENT_RETENTION_MINUTES``.
+    """
+
+    audience = models.CharField(max_length=500)
+    kind = models.CharField(max_length=40)
+    conversation_id = models.BigIntegerField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("evento ao vivo")
+        verbose_name_plural = _("eventos ao vivo")
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind}"

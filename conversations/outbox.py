@@ -18,9 +18,11 @@ Dispatcher = Callable[[int], None]
 _dispatcher: Dispatcher | None = None
 
 
-def register_dispatcher(dispatcher: Dispatcher | None) -> None:
+def register_dispatcher(dispatcher: Dispatcher | None) -> Dispatcher | None:
+    """Install ``dispatcher``; return the one it replaces (so a test can put it back)."""
     global _dispatcher
-    _dispatcher = dispatcher
+    previous, _dispatcher = _dispatcher, dispatcher
+    return previous
 
 
 def dispatch_on_commit(message_id: int) -> None:

@@ -6,25 +6,33 @@ Functions are keyword-only and run in a transaction. Errors a caller can show to
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
-from django.utils import timezone
+from django.db.models import Count, F, Q
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Role, Team, User
-from conversations import outbox
+from accounts.models import Presence, Role, Team, User
+from conversations import events, outbox
 from conversations.models import (
     Conversation,
     ConversationEvent,
+    ConversationNote,
     Customer,
+    LiveEvent,
     Message,
     ProtocolCounter,
 )
 from conversations.phones import normalize_phone
+
+logger = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
@@ -225,8 +233,10 @@ def conversation_open(
                 priority=priority,
                 business_number_id=business_number_id,
                 opened_at=opened_at or timezone.now(),
+                last_message_at=opened_at or timezone.now(),
             )
             _event(conversation, ConversationEvent.Kind.OPENED)
+            events.publish_conversation(conversation_id=conversation.pk, kind="conversation.opened")
     except IntegrityError as exc:
         if Conversation.objects.filter(customer=customer).exclude(state="closed").exists():
             raise ConversationAlreadyOpen() from exc
@@ -283,6 +293,7 @@ def conversation_escalate(
             fields.append("priority")
         conv.save(update_fields=fields)
         _event(conv, ConversationEvent.Kind.ESCALATED, data={"reason": reason, **(data or {})})
+        events.publish_conversation(conversation_id=conv.pk, kind="conversation.waiting")
     return _refresh(conversation, conv)
 
 
@@ -327,6 +338,12 @@ def conversation_assign(
                 "reason": reason,
             },
         )
+        events.publish_conversation(
+            conversation_id=conv.pk,
+            kind="conversation.assigned",
+            data={"reason": reason},
+            also_to=[events.group_for_agent(previous)] if previous else (),
+        )
     return _refresh(conversation, conv)
 
 
@@ -349,6 +366,12 @@ def conversation_unassign(
             actor=actor,
             data={"previous_agent_id": str(previous), "reason": reason},
         )
+        events.publish_conversation(
+            conversation_id=conv.pk,
+            kind="conversation.unassigned",
+            data={"reason": reason},
+            also_to=[events.group_for_agent(previous)],
+        )
     return _refresh(conversation, conv)
 
 
@@ -367,6 +390,7 @@ def conversation_set_priority(
         _event(
             conv, ConversationEvent.Kind.PRIORITY, actor=actor, data={"from": old, "to": priority}
         )
+        events.publish_conversation(conversation_id=conv.pk, kind="conversation.priority")
     return _refresh(conversation, conv)
 
 
@@ -393,6 +417,7 @@ def conversation_close(
             update_fields=["state", "closed_at", "closed_by", "resolution", "resolution_note"]
         )
         _event(conv, ConversationEvent.Kind.CLOSED, actor=actor, data={"resolution": resolution})
+        events.publish_conversation(conversation_id=conv.pk, kind="conversation.closed")
     return _refresh(conversation, conv)
 
 
@@ -464,8 +489,19 @@ def message_record_inbound(
                 Q(last_customer_message_at__isnull=True) | Q(last_customer_message_at__lt=timestamp)
             ).update(last_customer_message_at=timestamp, template_required=False)
             Conversation.objects.filter(pk=conversation.pk).filter(
-                Q(last_message_at__isnull=True) | Q(last_message_at__lt=timestamp)
-            ).update(last_message_at=timestamp)
+                Q(last_message_at__isnull=True)
+                | Q(last_message__isnull=True)
+                | Q(last_message_at__lte=timestamp)
+            ).update(last_message_at=timestamp, last_message=message)
+            if type != Message.Type.REACTION:
+                Conversation.objects.filter(pk=conversation.pk).update(
+                    unread_count=F("unread_count") + 1
+                )
+            events.publish_conversation(
+                conversation_id=conversation.pk,
+                kind="message.new",
+                data={"message_id": message.pk, "direction": Message.Direction.INBOUND},
+            )
     except IntegrityError:
         # The same wamid committed by a concurrent worker: that row is the message.
         return Message.objects.get(wamid=wamid), False
@@ -483,11 +519,13 @@ def message_record_outbound(
     reply_to: Message | None = None,
     media: MediaInfo | None = None,
     now: datetime | None = None,
+    media_file: Any | None = None,
 ) -> Message:
     """Queue a reply in the outbox (status pending); delivery starts after commit.
 
     Free-form messages are refused outside the 24-hour customer-service window (Meta would
-    reject them with 131047); templates are always allowed.
+    reject them with 131047); templates are always allowed. ``media_file`` (an uploaded
+    file) is stored on ``Message.media_file`` for the channel to upload before sending.
     """
     now = now or timezone.now()
     # The window moves with every inbound message: judge it on the stored row, not a stale copy.
@@ -511,14 +549,26 @@ def message_record_outbound(
             media_id=media.media_id,
             media_mime_type=media.mime_type,
             media_filename=media.filename,
+            media_size=media.size,
             status=Message.Status.PENDING,
             created_at=now,
         )
+        if media_file is not None:
+            message.media_file.save(media_file.name, media_file, save=False)
+            message.save(update_fields=["media_file"])
         if sender_kind == Message.SenderKind.AGENT and conversation.first_response_at is None:
             Conversation.objects.filter(pk=conversation.pk, first_response_at__isnull=True).update(
                 first_response_at=now
             )
-        Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
+        updates: dict[str, Any] = {"last_message_at": now, "last_message": message}
+        if sender_kind == Message.SenderKind.AGENT:
+            updates["unread_count"] = 0  # answering is reading
+        Conversation.objects.filter(pk=conversation.pk).update(**updates)
+        events.publish_conversation(
+            conversation_id=conversation.pk,
+            kind="message.new",
+            data={"message_id": message.pk, "direction": Message.Direction.OUTBOUND},
+        )
         outbox.dispatch_on_commit(message.pk)
     return message
 
@@ -584,17 +634,30 @@ def message_update_delivery(
             Message.objects.filter(wamid=wamid, **{f"{field}__isnull": True}).update(
                 **{field: timestamp}
             )
+        row = Message.objects.filter(wamid=wamid).values("pk", "conversation_id").first()
+        if row is not None:
+            _publish_status(row["conversation_id"], row["pk"], status)
     return changed
+
+
+def _publish_status(conversation_id: int, message_id: int, status: str) -> None:
+    events.publish_conversation(
+        conversation_id=conversation_id,
+        kind="message.status",
+        data={"message_id": message_id, "status": status},
+    )
 
 
 def message_mark_sent(*, message: Message, wamid: str, now: datetime | None = None) -> Message:
     """Record Meta's acceptance of an outbound message (its wamid); status becomes sent."""
     now = now or timezone.now()
-    Message.objects.filter(pk=message.pk, status=Message.Status.PENDING).update(
+    changed = Message.objects.filter(pk=message.pk, status=Message.Status.PENDING).update(
         wamid=wamid, status=Message.Status.SENT, sent_at=now
     )
     Message.objects.filter(pk=message.pk, wamid__isnull=True).update(wamid=wamid)
     message.refresh_from_db()
+    if changed:
+        _publish_status(message.conversation_id, message.pk, Message.Status.SENT)
     return message
 
 
@@ -644,7 +707,7 @@ def message_mark_failed(
 ) -> None:
     """Record a send that Meta refused for good (synchronous error), with its code and title."""
     now = now or timezone.now()
-    Message.objects.filter(
+    changed = Message.objects.filter(
         pk=message.pk, status__in=[Message.Status.PENDING, Message.Status.SENT]
     ).update(
         status=Message.Status.FAILED,
@@ -659,12 +722,15 @@ def message_mark_failed(
         ConversationEvent.Kind.DELIVERY_FAILED,
         data={"message_id": message.pk, "error_code": error_code},
     )
+    if changed:
+        _publish_status(message.conversation_id, message.pk, Message.Status.FAILED)
 
 
 def conversation_require_template(*, conversation: Conversation) -> None:
     """Meta said the 24-hour window is closed (131047): the console must offer templates."""
     Conversation.objects.filter(pk=conversation.pk).update(template_required=True)
     conversation.template_required = True
+    events.publish_conversation(conversation_id=conversation.pk, kind="conversation.window")
 
 
 def conversation_bump_bot_attempts(*, conversation: Conversation) -> int:
@@ -697,3 +763,635 @@ def message_apply_edit(*, wamid: str, text: str, at: datetime) -> bool:
         ).update(text=text, edited_at=at)
         > 0
     )
+
+
+# --- The console: staff actions ------------------------------------------------------------------
+# Views and the API check that the user may *see* the conversation (selectors); the rules below
+# decide what a console user may *do* with it.
+
+
+class ActionNotAllowed(ServiceError):
+    code = "not_allowed"
+    default_message = _("Você não tem permissão para esta ação nesta conversa.")
+
+
+class AlreadyAssigned(ServiceError):
+    code = "already_assigned"
+    default_message = _("Outra pessoa já assumiu esta conversa.")
+
+
+class InvalidInput(ServiceError):
+    code = "invalid_input"
+    default_message = _("Dados inválidos.")
+
+
+def _is_console_staff(user: User | None) -> bool:
+    return bool(
+        user is not None
+        and user.is_active
+        and user.has_role(Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
+    )
+
+
+def _is_supervisor(user: User) -> bool:
+    return user.has_role(Role.SUPERVISOR, Role.ADMIN)
+
+
+def conversation_may_handle(*, user: User, conversation: Conversation) -> bool:
+    """Reply, transfer, close: the assigned agent, or a supervisor/admin."""
+    if not _is_console_staff(user):
+        return False
+    return conversation.assigned_agent_id == user.pk or _is_supervisor(user)
+
+
+def _require_handler(user: User, conversation: Conversation) -> None:
+    if not conversation_may_handle(user=user, conversation=conversation):
+        raise ActionNotAllowed()
+
+
+def conversation_claim(*, conversation: Conversation, agent: User) -> Conversation:
+    """The agent takes a conversation from the waiting queue (or from the bot).
+
+    Race-free: the row is locked; the second of two agents claiming at once is refused with
+    ``AlreadyAssigned``. Claiming one's own conversation again changes nothing.
+    """
+    with transaction.atomic():
+        conv = _locked(conversation)
+        if conv.state == Conversation.State.CLOSED:
+            raise InvalidTransition(_("A conversa já foi encerrada."))
+        if conv.state == Conversation.State.ASSIGNED:
+            if conv.assigned_agent_id == agent.pk:
+                return _refresh(conversation, conv)
+            raise AlreadyAssigned()
+        if not agent_can_take(agent, conv):
+            raise AgentNotAllowed()
+        return conversation_assign(
+            conversation=conversation, agent=agent, actor=agent, reason="claim"
+        )
+
+
+def conversation_assign_by_staff(
+    *, conversation: Conversation, agent: User, actor: User
+) -> Conversation:
+    """A supervisor or admin hands a conversation to an agent (an agent may only claim)."""
+    if actor.pk == agent.pk:
+        return conversation_claim(conversation=conversation, agent=agent)
+    if not (_is_console_staff(actor) and _is_supervisor(actor)):
+        raise ActionNotAllowed(_("Só supervisores atribuem conversas a outras pessoas."))
+    return conversation_assign(
+        conversation=conversation, agent=agent, actor=actor, reason="assigned_by_supervisor"
+    )
+
+
+def conversation_transfer(
+    *,
+    conversation: Conversation,
+    actor: User,
+    team: Team | None = None,
+    agent: User | None = None,
+    note: str = "",
+) -> Conversation:
+    """Move a conversation to another team's queue and/or another agent, with an optional note.
+
+    To a team only: it goes back to that team's waiting queue. To an agent: assigned to them
+    (who must belong to the target team). The note is kept as a private note. The screens
+    that could see it before are told it left.
+    """
+    if team is None and agent is None:
+        raise InvalidInput(_("Escolha uma equipe ou um atendente."))
+    note = (note or "").strip()
+    if len(note) > 4000:
+        raise InvalidInput(_("A nota pode ter no máximo 4.000 caracteres."))
+    with transaction.atomic():
+        conv = _locked(conversation)
+        if conv.state == Conversation.State.CLOSED:
+            raise InvalidTransition(_("A conversa já foi encerrada."))
+        _require_handler(actor, conv)
+        before = events.conversation_audience(
+            team_id=conv.team_id, assigned_agent_id=conv.assigned_agent_id
+        )
+        from_team, from_agent = conv.team_id, conv.assigned_agent_id
+        if team is not None and not team.is_active:
+            raise InvalidInput(_("Esta equipe está desativada."))
+        if team is not None:
+            conv.team = team
+        if agent is not None:
+            if not agent_can_take(agent, conv):
+                raise AgentNotAllowed()
+            conv.state = Conversation.State.ASSIGNED
+            conv.assigned_agent = agent
+        else:
+            conv.state = Conversation.State.WAITING
+            conv.assigned_agent = None
+            conv.waiting_since = timezone.now()
+        conv.save(update_fields=["team", "state", "assigned_agent", "waiting_since"])
+        note_row = None
+        if note:
+            note_row = conv.notes.create(author=actor, text=note)
+        _event(
+            conv,
+            ConversationEvent.Kind.TRANSFERRED,
+            actor=actor,
+            data={
+                "from_team_id": from_team,
+                "to_team_id": conv.team_id,
+                "from_agent_id": str(from_agent) if from_agent else None,
+                "to_agent_id": str(agent.pk) if agent else None,
+                "note_id": note_row.pk if note_row else None,
+                "reason": "transfer",
+            },
+        )
+        events.publish_conversation(
+            conversation_id=conv.pk, kind="conversation.transferred", also_to=before
+        )
+    return _refresh(conversation, conv)
+
+
+def note_add(*, conversation: Conversation, author: User, text: str):
+    """A private note (staff only, never sent to the customer)."""
+    text = (text or "").strip()
+    if not text:
+        raise InvalidInput(_("Escreva a nota."))
+    if len(text) > 4000:
+        raise InvalidInput(_("A nota pode ter no máximo 4.000 caracteres."))
+    if not _is_console_staff(author):
+        raise ActionNotAllowed()
+    with transaction.atomic():
+        note = ConversationNote.objects.create(conversation=conversation, author=author, text=text)
+        events.publish_conversation(
+            conversation_id=conversation.pk, kind="note.new", data={"note_id": note.pk}
+        )
+    return note
+
+
+def conversation_mark_read(*, conversation: Conversation, user: User) -> bool:
+    """The assigned agent opened the conversation: its unread count goes to zero.
+
+    Returns True when there was something unread (the caller may then send read receipts).
+    """
+    if conversation.assigned_agent_id != user.pk or conversation.unread_count == 0:
+        return False
+    changed = (
+        Conversation.objects.filter(pk=conversation.pk, unread_count__gt=0).update(unread_count=0)
+        > 0
+    )
+    conversation.unread_count = 0
+    if changed:
+        events.publish_conversation(conversation_id=conversation.pk, kind="conversation.read")
+    return changed
+
+
+MAX_TEXT = 4096
+ALLOWED_ATTACHMENTS = {
+    # mime type: (message type, max bytes) — Meta's limits for the Cloud API.
+    "image/jpeg": ("image", 5 * 1024 * 1024),
+    "image/png": ("image", 5 * 1024 * 1024),
+    "image/webp": ("sticker", 500 * 1024),
+    "audio/ogg": ("audio", 16 * 1024 * 1024),
+    "audio/mpeg": ("audio", 16 * 1024 * 1024),
+    "audio/mp4": ("audio", 16 * 1024 * 1024),
+    "audio/aac": ("audio", 16 * 1024 * 1024),
+    "video/mp4": ("video", 16 * 1024 * 1024),
+    "application/pdf": ("document", 100 * 1024 * 1024),
+    "text/plain": ("document", 100 * 1024 * 1024),
+    "application/msword": ("document", 100 * 1024 * 1024),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": (
+        "document",
+        100 * 1024 * 1024,
+    ),
+    "application/vnd.ms-excel": ("document", 100 * 1024 * 1024),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (
+        "document",
+        100 * 1024 * 1024,
+    ),
+}
+
+
+def message_send_by_agent(
+    *,
+    conversation: Conversation,
+    agent: User,
+    text: str = "",
+    reply_to: Message | None = None,
+    attachment: Any | None = None,
+) -> Message:
+    """An agent's reply (text, or an attachment with an optional caption) through the outbox.
+
+    Only the assigned agent or a supervisor/admin may reply, only to an assigned conversation,
+    inside the 24-hour window; ``reply_to`` must be a message of the same conversation.
+    """
+    text = (text or "").strip()
+    conversation.refresh_from_db(fields=["state", "assigned_agent", "team"])
+    if conversation.state == Conversation.State.CLOSED:
+        raise InvalidTransition(_("A conversa já foi encerrada."))
+    if conversation.state != Conversation.State.ASSIGNED:
+        raise InvalidTransition(_("Assuma a conversa antes de responder."))
+    _require_handler(agent, conversation)
+    if reply_to is not None and reply_to.conversation_id != conversation.pk:
+        raise InvalidInput(_("A mensagem citada não é desta conversa."))
+    if attachment is None:
+        if not text:
+            raise InvalidInput(_("Escreva a mensagem."))
+        if len(text) > MAX_TEXT:
+            raise InvalidInput(_("A mensagem pode ter no máximo 4.096 caracteres."))
+        return message_record_outbound(
+            conversation=conversation,
+            sender_kind=Message.SenderKind.AGENT,
+            sender_user=agent,
+            type=Message.Type.TEXT,
+            text=text,
+            reply_to=reply_to,
+        )
+    mime = (getattr(attachment, "content_type", "") or "").split(";")[0].strip().lower()
+    if mime not in ALLOWED_ATTACHMENTS:
+        raise InvalidInput(_("Tipo de arquivo não aceito pelo WhatsApp."))
+    kind, max_bytes = ALLOWED_ATTACHMENTS[mime]
+    if attachment.size > max_bytes:
+        raise InvalidInput(_("Arquivo grande demais para o WhatsApp."))
+    if len(text) > 1024:
+        raise InvalidInput(_("A legenda pode ter no máximo 1.024 caracteres."))
+    filename = (getattr(attachment, "name", "") or "arquivo")[-255:]
+    return message_record_outbound(
+        conversation=conversation,
+        sender_kind=Message.SenderKind.AGENT,
+        sender_user=agent,
+        type=kind,
+        text="" if kind in ("sticker", "audio") else text,
+        reply_to=reply_to,
+        media=MediaInfo(mime_type=mime, filename=filename, size=attachment.size),
+        media_file=attachment,
+    )
+
+
+def message_send_template_by_agent(
+    *,
+    conversation: Conversation,
+    agent: User,
+    name: str,
+    language: str,
+    body_text: str,
+    parameters: list[str],
+) -> Message:
+    """Send an approved template (the only thing allowed outside the 24-hour window).
+
+    The caller passes the template's name, language and body (``{{1}}`` placeholders) from the
+    channel's template list; ``parameters`` fill the placeholders in order.
+    """
+    conversation.refresh_from_db(fields=["state", "assigned_agent", "team"])
+    if conversation.state == Conversation.State.CLOSED:
+        raise InvalidTransition(_("A conversa já foi encerrada."))
+    _require_handler(agent, conversation)
+    parameters = [(p or "").strip() for p in parameters]
+    needed = len(set(re.findall(r"\{\{(\d+)\}\}", body_text)))
+    if len(parameters) != needed or any(not p for p in parameters):
+        raise InvalidInput(_("Preencha todos os campos do modelo."))
+    if any(len(p) > 1024 for p in parameters):
+        raise InvalidInput(_("Campo do modelo longo demais."))
+    rendered = body_text
+    for index, value in enumerate(parameters, start=1):
+        rendered = rendered.replace(f"{{{{{index}}}}}", value)
+    components = []
+    if parameters:
+        components.append(
+            {"type": "body", "parameters": [{"type": "text", "text": p} for p in parameters]}
+        )
+    return message_record_outbound(
+        conversation=conversation,
+        sender_kind=Message.SenderKind.AGENT,
+        sender_user=agent,
+        type=Message.Type.TEMPLATE,
+        text=rendered,
+        payload={
+            "template": {"name": name, "language": {"code": language}, "components": components}
+        },
+    )
+
+
+def csat_interactive(conversation: Conversation) -> dict[str, Any]:
+    """The CSAT survey as a Graph interactive list (5 rows; ids ``csat:<conversation>:<1-5>``)."""
+    labels = {
+        5: _("5 · Excelente"),
+        4: _("4 · Bom"),
+        3: _("3 · Regular"),
+        2: _("2 · Ruim"),
+        1: _("1 · Péssimo"),
+    }
+    return {
+        "type": "list",
+        "header": {"type": "text", "text": str(_("Pesquisa de satisfação"))},
+        "body": {"text": csat_text(conversation)},
+        "action": {
+            "button": str(_("Avaliar")),
+            "sections": [
+                {
+                    "title": str(_("Sua nota")),
+                    "rows": [
+                        {"id": f"csat:{conversation.pk}:{score}", "title": str(label)}
+                        for score, label in labels.items()
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def csat_text(conversation: Conversation) -> str:
+    return str(
+        _("Seu atendimento (protocolo %(protocol)s) foi encerrado. Como você avalia o atendimento?")
+        % {"protocol": conversation.protocol}
+    )
+
+
+def conversation_close_by_staff(
+    *,
+    conversation: Conversation,
+    actor: User,
+    resolution: str,
+    note: str = "",
+    send_csat: bool | None = None,
+) -> Conversation:
+    """Close with a resolution; sends the CSAT survey first when the 24-hour window allows.
+
+    Agents close their own conversations; supervisors and admins any. The survey is recorded
+    in the same transaction as the close (through the outbox), so either both happen or none.
+    """
+    if resolution not in Conversation.Resolution.values:
+        raise InvalidInput(_("Resolução inválida."))
+    if len(note or "") > 4000:
+        raise InvalidInput(_("A nota pode ter no máximo 4.000 caracteres."))
+    if send_csat is None:
+        send_csat = getattr(settings, "CONVERSATIONS_CSAT_ENABLED", True)
+    with transaction.atomic():
+        conv = _locked(conversation)
+        if conv.state == Conversation.State.CLOSED:
+            raise InvalidTransition(_("A conversa já foi encerrada."))
+        own = conv.state == Conversation.State.ASSIGNED and conv.assigned_agent_id == actor.pk
+        if not _is_console_staff(actor) or not (own or _is_supervisor(actor)):
+            raise ActionNotAllowed()
+        if (
+            send_csat
+            and resolution not in (Conversation.Resolution.SPAM, Conversation.Resolution.DUPLICATE)
+            and conv.window_is_open()
+        ):
+            # The customer reads Portuguese, whatever language the agent's screen is in.
+            with translation.override(settings.LANGUAGE_CODE):
+                text, interactive = csat_text(conv), csat_interactive(conv)
+            message_record_outbound(
+                conversation=conv,
+                sender_kind=Message.SenderKind.SYSTEM,
+                type=Message.Type.INTERACTIVE,
+                text=text,
+                payload={"interactive": interactive},
+            )
+        conversation_close(conversation=conv, resolution=resolution, actor=actor, note=note)
+        conv.refresh_from_db()
+    return _refresh(conversation, conv)
+
+
+# --- Presence -------------------------------------------------------------------------------------
+
+
+def agent_set_presence(*, user: User, presence: str, now: datetime | None = None) -> bool:
+    """Set an agent's presence (online/away/offline); True when it changed.
+
+    Changes are published to supervisors; going online triggers automatic assignment.
+    """
+    if presence not in Presence.values:
+        raise InvalidInput(_("Presença inválida."))
+    now = now or timezone.now()
+    with transaction.atomic():
+        changed = (
+            User.objects.filter(pk=user.pk)
+            .exclude(presence=presence)
+            .update(presence=presence, presence_changed_at=now)
+            > 0
+        )
+        if changed:
+            user.presence = presence
+            user.presence_changed_at = now
+            events.publish_presence(user_id=user.pk, presence=presence)
+            if presence == Presence.ONLINE:
+                autoassign_on_commit()
+    return changed
+
+
+def _presence_keys(user_id: Any) -> tuple[str, str]:
+    return f"console:sockets:{user_id}", f"console:heartbeat:{user_id}"
+
+
+def agent_socket_connected(*, user: User) -> None:
+    """A console socket opened: the agent is online (counted per socket, for several tabs)."""
+    sockets_key, heartbeat_key = _presence_keys(user.pk)
+    ttl = getattr(settings, "CONSOLE_PRESENCE_TIMEOUT_SECONDS", 75)
+    try:
+        if not cache.add(sockets_key, 1, timeout=ttl * 4):
+            cache.incr(sockets_key)
+        cache.set(heartbeat_key, Presence.ONLINE, timeout=ttl)
+    except Exception:
+        logger.warning("presence: cache unavailable", exc_info=True)  # the sweep corrects it
+    agent_set_presence(user=user, presence=Presence.ONLINE)
+
+
+def agent_heartbeat(*, user: User, state: str) -> None:
+    """The console says it is alive, and whether the agent is active (online) or idle (away)."""
+    state = Presence.AWAY if state == Presence.AWAY else Presence.ONLINE
+    sockets_key, heartbeat_key = _presence_keys(user.pk)
+    ttl = getattr(settings, "CONSOLE_PRESENCE_TIMEOUT_SECONDS", 75)
+    try:
+        cache.set(heartbeat_key, state, timeout=ttl)
+        cache.touch(sockets_key, ttl * 4)
+    except Exception:
+        logger.warning("presence: cache unavailable", exc_info=True)
+    agent_set_presence(user=user, presence=state)
+
+
+def agent_socket_disconnected(*, user: User) -> None:
+    """A console socket closed: offline when it was the agent's last one."""
+    sockets_key, heartbeat_key = _presence_keys(user.pk)
+    remaining = 0
+    try:
+        remaining = cache.decr(sockets_key)
+    except ValueError:
+        remaining = 0
+    except Exception:
+        remaining = 0
+    if remaining <= 0:
+        try:
+            cache.delete_many([sockets_key, heartbeat_key])
+        except Exception:
+            logger.warning("presence: cache unavailable", exc_info=True)
+        agent_set_presence(user=user, presence=Presence.OFFLINE)
+
+
+def presence_sweep(*, now: datetime | None = None) -> int:
+    """Agents shown online/away whose console stopped sending heartbeats become offline."""
+    count = 0
+    for user in User.objects.filter(presence__in=[Presence.ONLINE, Presence.AWAY]):
+        _sockets, heartbeat_key = _presence_keys(user.pk)
+        try:
+            alive = cache.get(heartbeat_key) is not None
+        except Exception:
+            alive = True  # cannot tell: leave it
+        if not alive and agent_set_presence(user=user, presence=Presence.OFFLINE, now=now):
+            count += 1
+    return count
+
+
+# --- Assignment -----------------------------------------------------------------------------------
+
+
+def autoassign_on_commit() -> None:
+    """After commit, run automatic assignment (a Celery task, so it never slows the caller)."""
+    if not getattr(settings, "CONVERSATIONS_AUTO_ASSIGN", True):
+        return
+
+    def _enqueue() -> None:
+        try:
+            from conversations.tasks import autoassign_waiting
+
+            autoassign_waiting.delay()
+        except Exception:
+            logger.exception("autoassign: could not enqueue")
+
+    transaction.on_commit(_enqueue)
+
+
+def conversation_autoassign(*, limit: int = 100) -> list[tuple[int, str]]:
+    """Give waiting conversations to online agents of the right team, oldest and most urgent
+    first, within each agent's capacity; return ``[(conversation_id, reason), ...]``.
+
+    A returning customer goes to the agent of their previous conversation when that agent is
+    online with room (reason ``auto_previous_agent``); otherwise the least-loaded eligible agent
+    (``auto_least_loaded``). Race-free on PostgreSQL: waiting rows are locked with SKIP LOCKED
+    (concurrent runs take different conversations) and the agents' rows are locked in a fixed
+    order (their loads are counted by one run at a time).
+    """
+    done: list[tuple[int, str]] = []
+    with transaction.atomic():
+        qs = Conversation.objects.filter(state=Conversation.State.WAITING).order_by(
+            "-priority", F("waiting_since").asc(nulls_last=True), "pk"
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
+        waiting = list(qs[:limit])
+        if not waiting:
+            return done
+        agent_ids = list(
+            User.objects.filter(
+                is_active=True, presence=Presence.ONLINE, groups__name=Role.AGENT
+            ).values_list("pk", flat=True)
+        )
+        if not agent_ids:
+            return done
+        agents_qs = User.objects.filter(pk__in=agent_ids).order_by("pk")
+        if connection.features.has_select_for_update:
+            list(agents_qs.select_for_update().values_list("pk", flat=True))
+        agents = {
+            a.pk: a
+            for a in agents_qs.annotate(
+                load=Count(
+                    "assigned_conversations",
+                    filter=Q(assigned_conversations__state=Conversation.State.ASSIGNED),
+                )
+            ).prefetch_related("teams")
+        }
+        team_ids = {pk: {t.pk for t in a.teams.all()} for pk, a in agents.items()}
+        previous: dict[int, Any] = {}
+        for customer_id, agent_id in (
+            Conversation.objects.filter(
+                customer_id__in=[c.customer_id for c in waiting],
+                state=Conversation.State.CLOSED,
+                assigned_agent__isnull=False,
+            )
+            .order_by("customer_id", "-closed_at")
+            .values_list("customer_id", "assigned_agent_id")
+        ):
+            previous.setdefault(customer_id, agent_id)
+        for conv in waiting:
+
+            def eligible(pk: Any, conv: Conversation = conv) -> bool:
+                agent = agents[pk]
+                if agent.load >= agent.max_concurrent_conversations:
+                    return False
+                return conv.team_id is None or conv.team_id in team_ids[pk]
+
+            chosen = None
+            reason = "auto_least_loaded"
+            prev = previous.get(conv.customer_id)
+            if prev in agents and eligible(prev):
+                chosen, reason = prev, "auto_previous_agent"
+            else:
+                candidates = [pk for pk in agents if eligible(pk)]
+                if candidates:
+                    chosen = min(
+                        candidates,
+                        key=lambda pk: (
+                            agents[pk].load,
+                            agents[pk].presence_changed_at or timezone.now(),
+                            str(pk),
+                        ),
+                    )
+            if chosen is None:
+                continue
+            conversation_assign(conversation=conv, agent=agents[chosen], reason=reason)
+            agents[chosen].load += 1
+            done.append((conv.pk, reason))
+    return done
+
+
+def conversation_return_unanswered(*, now: datetime | None = None) -> list[int]:
+    """Conversations of agents away or offline for longer than
+    ``CONVERSATIONS_RETURN_AFTER_MINUTES`` whose customer is waiting for an answer (the last
+    message is the customer's, or nobody answered yet) go back to the waiting queue; the
+    event records why (``agent_offline`` / ``agent_away``)."""
+    now = now or timezone.now()
+    minutes = getattr(settings, "CONVERSATIONS_RETURN_AFTER_MINUTES", 5)
+    cutoff = now - timedelta(minutes=minutes)
+    absent = {
+        pk: presence
+        for pk, presence in User.objects.filter(
+            presence__in=[Presence.OFFLINE, Presence.AWAY], presence_changed_at__lt=cutoff
+        ).values_list("pk", "presence")
+    }
+    if not absent:
+        return []
+    returned: list[int] = []
+    candidates = Conversation.objects.filter(
+        state=Conversation.State.ASSIGNED, assigned_agent_id__in=list(absent)
+    ).filter(
+        Q(last_message__direction=Message.Direction.INBOUND) | Q(first_response_at__isnull=True)
+    )
+    for conv in candidates:
+        reason = f"agent_{absent[conv.assigned_agent_id]}"
+        try:
+            conversation_unassign(conversation=conv, reason=reason)
+        except InvalidTransition:
+            continue  # claimed or closed meanwhile
+        returned.append(conv.pk)
+    if returned:
+        autoassign_on_commit()
+    return returned
+
+
+def live_events_prune(*, now: datetime | None = None) -> int:
+    """Delete live events older than ``CONSOLE_EVENT_RETENTION_MINUTES`` (catch-up window)."""
+    now = now or timezone.now()
+    minutes = getattr(settings, "CONSOLE_EVENT_RETENTION_MINUTES", 360)
+    deleted, _rows = LiveEvent.objects.filter(
+        created_at__lt=now - timedelta(minutes=minutes)
+    ).delete()
+    return deleted
+
+
+def conversation_record_bot_decision(
+    *, conversation_id: int, data: dict[str, Any]
+) -> ConversationEvent:
+    """Record the bot's decision as a system line (figures and labels only, never customer
+    text) and show it live on the console. Call inside the decision's transaction."""
+    event = ConversationEvent.objects.create(
+        conversation_id=conversation_id, kind=ConversationEvent.Kind.BOT_DECISION, data=data
+    )
+    events.publish_conversation(
+        conversation_id=conversation_id, kind="conversation.event", data={"event_id": event.pk}
+    )
+    return event

@@ -263,7 +263,7 @@ def test_unknown_message_type_is_stored_as_unsupported(customer):
 
 def test_outbound_dispatch_runs_on_commit(customer, agent, django_capture_on_commit_callbacks):
     dispatched: list[int] = []
-    outbox.register_dispatcher(dispatched.append)
+    previous = outbox.register_dispatcher(dispatched.append)
     try:
         conv = services.conversation_open(customer=customer)
         _inbound(conv)
@@ -272,7 +272,7 @@ def test_outbound_dispatch_runs_on_commit(customer, agent, django_capture_on_com
                 conversation=conv, sender_kind="agent", sender_user=agent, text="Olá!"
             )
     finally:
-        outbox.register_dispatcher(None)
+        outbox.register_dispatcher(previous)
     assert dispatched == [msg.pk]
     assert msg.status == Message.Status.PENDING
     conv.refresh_from_db()

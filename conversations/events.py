@@ -1,0 +1,197 @@
+"""Live events for the console: the one module that touches the channel layer.
+
+Services call the ``publish_*`` functions; each one sends only after the surrounding
+transaction commits (``transaction.on_commit``) and only to the audience computed here:
+
+- ``conversation_audience``: who may see a conversation. It must match
+  ``selectors.conversation_visibility_q`` (a test checks both agree): the conversation's team
+  group (or the "no team" group), its assigned agent's own group, and the admins' group.
+- ``presence_audience``: supervisors and admins.
+- ``user_groups``: the groups a user's socket joins.
+
+An event carries ids and states, never customer text; the console fetches the partial it needs
+through a permission-checked view. Each event is stored (``LiveEvent``) before it is sent, and
+its id is the sequence a reconnecting socket resumes from. Typing notices are ephemeral: no
+sequence, not stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Role
+
+logger = logging.getLogger(__name__)
+
+GROUP_ADMINS = "console.all"
+GROUP_NO_TEAM = "console.noteam"
+GROUP_SUPERVISORS = "console.supervisors"
+HANDLER = "console.event"  # the consumer method ``console_event``
+
+
+def group_for_team(team_id: int) -> str:
+    return f"console.team.{team_id}"
+
+
+def group_for_agent(user_id: Any) -> str:
+    return f"console.agent.{str(user_id).replace('-', '')}"
+
+
+def conversation_audience(*, team_id: int | None, assigned_agent_id: Any | None) -> set[str]:
+    """The groups allowed to hear about a conversation with this team and agent."""
+    groups = {GROUP_ADMINS, group_for_team(team_id) if team_id else GROUP_NO_TEAM}
+    if assigned_agent_id:
+        groups.add(group_for_agent(assigned_agent_id))
+    return groups
+
+
+def presence_audience() -> set[str]:
+    return {GROUP_SUPERVISORS, GROUP_ADMINS}
+
+
+def user_groups(user: Any) -> list[str]:
+    """The groups a console user's socket joins (see ``conversation_audience``)."""
+    groups = [group_for_agent(user.pk)]
+    if user.has_role(Role.ADMIN):
+        groups.append(GROUP_ADMINS)
+    else:
+        groups.append(GROUP_NO_TEAM)
+        groups.extend(group_for_team(pk) for pk in user.teams.values_list("pk", flat=True))
+    if user.has_role(Role.SUPERVISOR, Role.ADMIN):
+        groups.append(GROUP_SUPERVISORS)
+    return groups
+
+
+def audience_filter(groups: Iterable[str]) -> Q:
+    """A ``LiveEvent`` filter matching events sent to any of ``groups``."""
+    query = Q(pk__in=[])
+    for group in groups:
+        query |= Q(audience__contains=f" {group} ")
+    return query
+
+
+# --- publishing -------------------------------------------------------------------------------
+
+
+def _layer_send(groups: Iterable[str], event: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group in sorted(groups):
+        try:
+            async_to_sync(layer.group_send)(group, {"type": HANDLER, "event": event})
+        except Exception:
+            # A lost live event is recovered by the catch-up; never fail the caller for it.
+            logger.exception("events: group_send failed", extra={"group": group})
+
+
+def _store_and_send(
+    *, kind: str, groups: set[str], conversation_id: int | None, data: dict[str, Any]
+) -> None:
+    from conversations.models import LiveEvent
+
+    now = timezone.now()
+    try:
+        row = LiveEvent.objects.create(
+            audience=" " + " ".join(sorted(groups)) + " ",
+            kind=kind,
+            conversation_id=conversation_id,
+            data=data,
+            created_at=now,
+        )
+    except Exception:
+        logger.exception("events: could not store live event", extra={"kind": kind})
+        return
+    _layer_send(groups, serialize(row))
+
+
+def serialize(row: Any) -> dict[str, Any]:
+    return {
+        "seq": row.pk,
+        "kind": row.kind,
+        "conversation_id": row.conversation_id,
+        "data": row.data,
+        "at": row.created_at.isoformat(),
+    }
+
+
+def publish_conversation(
+    *,
+    conversation_id: int,
+    kind: str,
+    data: dict[str, Any] | None = None,
+    also_to: Iterable[str] = (),
+) -> None:
+    """After commit, tell everyone who may see the conversation (read fresh at that moment).
+
+    ``also_to``: groups that could see it before the change (a transfer out of a team), so
+    their screens drop it.
+    """
+    extra = set(also_to)
+    payload = dict(data or {})
+
+    def _send() -> None:
+        from conversations.models import Conversation
+
+        row = (
+            Conversation.objects.filter(pk=conversation_id)
+            .values("team_id", "assigned_agent_id", "state")
+            .first()
+        )
+        if row is None:
+            return
+        payload.setdefault("state", row["state"])
+        payload.setdefault("team_id", row["team_id"])
+        payload.setdefault(
+            "assigned_agent_id", str(row["assigned_agent_id"]) if row["assigned_agent_id"] else None
+        )
+        groups = (
+            conversation_audience(
+                team_id=row["team_id"], assigned_agent_id=row["assigned_agent_id"]
+            )
+            | extra
+        )
+        _store_and_send(kind=kind, groups=groups, conversation_id=conversation_id, data=payload)
+
+    transaction.on_commit(_send)
+
+
+def publish_presence(*, user_id: Any, presence: str) -> None:
+    """After commit, tell supervisors and admins that an agent's presence changed."""
+    data = {"user_id": str(user_id), "presence": presence}
+    transaction.on_commit(
+        lambda: _store_and_send(
+            kind="presence", groups=presence_audience(), conversation_id=None, data=data
+        )
+    )
+
+
+def publish_typing(*, conversation: Any, user: Any) -> None:
+    """Ephemeral: another agent is typing in this conversation (collision warning)."""
+    groups = conversation_audience(
+        team_id=conversation.team_id, assigned_agent_id=conversation.assigned_agent_id
+    )
+    name = user.get_full_name() or user.username
+    _layer_send(
+        groups,
+        {
+            "seq": None,
+            "kind": "typing",
+            "conversation_id": conversation.pk,
+            "data": {"user_id": str(user.pk), "name": name},
+            "at": timezone.now().isoformat(),
+        },
+    )
+
+
+def catch_up_limit() -> int:
+    return getattr(settings, "CONSOLE_CATCH_UP_MAX_EVENTS", 500)

@@ -1,0 +1,65 @@
+"""Hooks a higher layer (the channel app) registers from its ``AppConfig.ready()``.
+
+``conversations`` may not import ``whatsapp``; the console still needs the channel's approved
+templates (to offer them outside the 24-hour window) and to send read receipts when an agent
+opens a conversation. The whatsapp app registers both here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ApprovedTemplate:
+    id: int
+    name: str
+    language: str
+    body_text: str  # with Meta's {{1}} placeholders
+    parameter_count: int
+
+
+TemplateProvider = Callable[[], list[ApprovedTemplate]]
+ReadReceiptSender = Callable[[int], None]
+
+_template_provider: TemplateProvider | None = None
+_read_receipt_sender: ReadReceiptSender | None = None
+
+
+def register_template_provider(provider: TemplateProvider | None) -> None:
+    global _template_provider
+    _template_provider = provider
+
+
+def register_read_receipt_sender(sender: ReadReceiptSender | None) -> None:
+    global _read_receipt_sender
+    _read_receipt_sender = sender
+
+
+def approved_templates() -> list[ApprovedTemplate]:
+    """The approved templates the channel can send (empty when no channel is registered)."""
+    if _template_provider is None:
+        return []
+    return list(_template_provider())
+
+
+def send_read_receipts_on_commit(conversation_id: int) -> None:
+    """After commit, ask the channel to mark the customer's messages as read (blue ticks)."""
+
+    def _send() -> None:
+        if _read_receipt_sender is None:
+            return
+        try:
+            _read_receipt_sender(conversation_id)
+        except Exception:
+            logger.exception(
+                "hooks: read receipts failed", extra={"conversation_id": conversation_id}
+            )
+
+    transaction.on_commit(_send)
