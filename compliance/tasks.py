@@ -1,0 +1,33 @@
+"""Celery tasks for compliance: take ids, call one service (rules live in services)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from compliance import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="compliance.build_export", bind=True, max_retries=3, default_retry_delay=60)
+def build_export(self, export_id: int) -> None:
+    services.export_build(export_id=export_id)
+
+
+@shared_task(name="compliance.erase_subject", bind=True, max_retries=5, default_retry_delay=120)
+def erase_subject(self, request_id: int) -> dict:
+    return services.erasure_run(request_id=request_id).as_dict()
+
+
+@shared_task(name="compliance.apply_retention")
+def apply_retention() -> dict:
+    """Nightly (CELERY_BEAT_SCHEDULE): purge what is past retention; returns the counts."""
+    return services.retention_apply(dry_run=False)
+
+
+@shared_task(name="compliance.check_request_deadlines")
+def check_request_deadlines() -> dict:
+    """Daily: flag data-subject requests overdue or near their 15-day deadline (logs ids)."""
+    return services.dsr_deadline_alerts()

@@ -1,0 +1,101 @@
+"""Retention: the purge removes what is past its period in batches, keeps legal holds, reports
+counts; the dry run (the command's default) deletes nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.utils import timezone
+
+from compliance.models import LegalHold, RetentionRun
+from compliance.services import retention_apply
+from compliance.tasks import apply_retention
+from conversations.models import Conversation, Message
+from conversations.tests.factories import ConversationFactory, CustomerFactory, MessageFactory
+from whatsapp.models import WebhookEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def _closed_conversation(customer, *, days_ago: int, messages: int = 2, photo: bool = False):
+    closed = timezone.now() - timedelta(days=days_ago)
+    conversation = ConversationFactory(
+        customer=customer, state=Conversation.State.CLOSED, closed_at=closed, opened_at=closed
+    )
+    for _ in range(messages):
+        MessageFactory(conversation=conversation)
+    if photo:
+        m = MessageFactory(conversation=conversation, type="image", text="")
+        m.media_file.save("old.jpg", ContentFile(b"old photo"), save=True)
+    return conversation
+
+
+@pytest.fixture
+def world(media_root):
+    held_customer = CustomerFactory()
+    LegalHold.objects.create(
+        customer=held_customer, reason="Ação judicial", legal_basis="art. 7º, VI"
+    )
+    old = _closed_conversation(CustomerFactory(), days_ago=800, photo=True)
+    held = _closed_conversation(held_customer, days_ago=800)
+    recent = _closed_conversation(CustomerFactory(), days_ago=10)
+    ancient = _closed_conversation(CustomerFactory(), days_ago=1200, messages=1)
+    open_conv = ConversationFactory(customer=CustomerFactory())
+    MessageFactory(conversation=open_conv)
+    WebhookEvent.objects.create(
+        body="{}", body_sha256="a", received_at=timezone.now() - timedelta(days=40)
+    )
+    WebhookEvent.objects.create(
+        body="{}", body_sha256="b", received_at=timezone.now() - timedelta(days=2)
+    )
+    return {"old": old, "held": held, "recent": recent, "ancient": ancient, "open": open_conv}
+
+
+def test_dry_run_counts_and_deletes_nothing(world, capsys):
+    before = (Message.objects.count(), Conversation.objects.count(), WebhookEvent.objects.count())
+    call_command("apply_retention")  # dry run is the default
+    out = capsys.readouterr().out
+    assert "messages: 4 would delete" in out  # old (2 + photo) + ancient (1); held skipped
+    assert "webhook_events: 1 would delete" in out
+    assert "dry run" in out
+    assert (
+        Message.objects.count(),
+        Conversation.objects.count(),
+        WebhookEvent.objects.count(),
+    ) == before
+    assert not RetentionRun.objects.exists()
+
+
+def test_apply_purges_in_batches_and_honours_legal_holds(world, django_capture_on_commit_callbacks):
+    photo = Message.objects.get(conversation=world["old"], type="image").media_file.name
+    assert default_storage.exists(photo)
+
+    with django_capture_on_commit_callbacks(execute=True):  # files go after each commit
+        counts = retention_apply(dry_run=False, batch_size=2)
+
+    assert counts["messages"] == 4
+    assert counts["media_files"] == 1
+    assert counts["webhook_events"] == 1
+    assert counts["service_records"] == 1  # the 1200-day-old conversation (3-year record)
+    assert not Message.objects.filter(conversation=world["old"]).exists()
+    assert Conversation.objects.filter(pk=world["old"].pk).exists()  # record kept 3 years
+    assert not Conversation.objects.filter(pk=world["ancient"].pk).exists()
+    assert Message.objects.filter(conversation=world["held"]).count() == 2  # legal hold
+    assert Message.objects.filter(conversation=world["recent"]).count() == 2
+    assert Message.objects.filter(conversation=world["open"]).count() == 1
+    assert not default_storage.exists(photo)
+    run = RetentionRun.objects.get()
+    assert run.counts["messages"] == 4 and run.finished_at is not None
+
+
+def test_the_nightly_task_applies_and_is_scheduled(world, settings):
+    assert "compliance.apply_retention" in {
+        entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    }
+    counts = apply_retention.delay().get()
+    assert counts["messages"] == 4
+    assert retention_apply(dry_run=False)["messages"] == 0  # idempotent
