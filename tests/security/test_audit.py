@@ -22,6 +22,13 @@ NOT_TRACKED = {  # settings.AUDITLOG_EXCLUDE_TRACKING_MODELS, domain part (with 
     "compliance.retentionrun",
     "conversations.liveevent",
     "conversations.protocolcounter",
+    # Machine-written, append-only (each row carries its author and time); auditing them would
+    # double the writes on the webhook and bot paths.
+    "whatsapp.webhookevent",
+    "whatsapp.earlystatus",
+    "conversations.message",
+    "conversations.conversationevent",
+    "bot.botdecision",
 }
 
 
