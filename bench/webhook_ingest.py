@@ -257,7 +257,7 @@ def main() -> None:
     port = _free_port()
     web = subprocess.Popen(
         [
-            PY, "-m", "gunicorn", "ispsupport.wsgi:application",
+            PY, "-m", "gunicorn", "whatsapp.wsgi:application",
             "-w", str(args.web_workers), "-b", f"127.0.0.1:{port}",
             "--worker-class", "sync", "--backlog", "2048", "--log-level", "warning",
         ],
