@@ -690,6 +690,20 @@ def message_claim_for_delivery(
     )
 
 
+def message_store_uploaded_media_id(*, message: Message, media_id: str) -> str:
+    """Remember the id Meta gave an uploaded attachment, once; return the id the row keeps.
+
+    A conditional UPDATE (only while the row has no id), so a retried delivery reuses the
+    first upload instead of uploading again.
+    """
+    Message.objects.filter(pk=message.pk, direction=Message.Direction.OUTBOUND, media_id="").update(
+        media_id=media_id
+    )
+    stored = Message.objects.filter(pk=message.pk).values_list("media_id", flat=True).first()
+    message.media_id = stored or media_id
+    return message.media_id
+
+
 def message_release_claim(*, message: Message, retry_at: datetime | None = None) -> None:
     """Give a claimed message back to the outbox (it stays pending), claimable from retry_at."""
     Message.objects.filter(pk=message.pk, status=Message.Status.PENDING).update(

@@ -200,6 +200,30 @@ class GraphClient:
             raise GraphError(code=None, http_status=response.status_code, title="bad message id")
         return wamid
 
+    def upload_media(
+        self, phone_number_id: str, *, data: bytes, mime_type: str, filename: str
+    ) -> str:
+        """POST ``/{phone-number-id}/media`` (multipart ``file``, ``type``, ``messaging_product``).
+
+        Returns the media id Meta assigned (valid 30 days), to send with ``{"id": …}``.
+        """
+        response = self._request(
+            "POST",
+            self._url(phone_number_id, "media"),
+            data={"messaging_product": "whatsapp", "type": mime_type},
+            files={"file": (filename or "arquivo", data, mime_type)},
+        )
+        body = self._json(response)
+        media_id = body.get("id")
+        if isinstance(media_id, int):
+            media_id = str(media_id)
+        if not isinstance(media_id, str) or not media_id:
+            # Accepted without an id: nothing we could send; do not upload blindly again.
+            raise GraphError(
+                code=None, http_status=response.status_code, title="no media id in response"
+            )
+        return media_id
+
     def mark_read(self, phone_number_id: str, wamid: str) -> None:
         """Mark an inbound message (and the earlier ones of the thread) as read."""
         body = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}

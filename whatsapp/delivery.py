@@ -150,6 +150,89 @@ def _check_interactive(interactive: dict[str, Any]) -> None:
         raise InvalidBody(_("O texto da mensagem interativa passa de 1.024 caracteres."))
 
 
+# --- Media upload -------------------------------------------------------------------------------
+
+_MB = 1024 * 1024
+# Meta's upload limits (WHATSAPP-FACTS §5): message type → {MIME type: max bytes}.
+MEDIA_LIMITS: dict[str, dict[str, int]] = {
+    "image": {"image/jpeg": 5 * _MB, "image/png": 5 * _MB},
+    "audio": {
+        mime: 16 * _MB
+        for mime in ("audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg")
+    },
+    "video": {"video/mp4": 16 * _MB, "video/3gpp": 16 * _MB},
+    "document": {
+        mime: 100 * _MB
+        for mime in (
+            "text/plain",
+            "application/pdf",
+            "application/msword",
+            "application/vnd.ms-excel",
+            "application/vnd.ms-powerpoint",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        )
+    },
+    "sticker": {"image/webp": 500 * 1024},  # animated; a static sticker: 100 KB
+}
+STATIC_STICKER_MAX = 100 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    data: bytes
+    mime_type: str
+    filename: str
+
+
+def needs_upload(message: Message) -> bool:
+    """An agent's attachment stored here but not yet at Meta (no id, no link)."""
+    return (
+        message.type in Message.MEDIA_TYPES
+        and not message.media_id
+        and bool(message.media_file)
+        and not (message.payload or {}).get("link")
+    )
+
+
+def _webp_is_animated(head: bytes) -> bool:
+    # RIFF....WEBPVP8X + flags: bit 1 of the first flags byte marks an animation.
+    return head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and bool(head[20] & 0x02)
+
+
+def read_attachment(message: Message) -> Attachment:
+    """The stored file, if Meta would accept it for this message type; else ``InvalidBody``."""
+    mime = (message.media_mime_type or "").split(";")[0].strip().lower()
+    limits = MEDIA_LIMITS.get(message.type, {})
+    if mime not in limits:
+        raise InvalidBody(_("Tipo de arquivo não aceito pelo WhatsApp para este tipo de mídia."))
+    max_bytes = limits[mime]
+    try:
+        size = message.media_file.size
+        if size > max_bytes:
+            raise InvalidBody(_too_large(max_bytes))
+        with message.media_file.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except (OSError, ValueError) as exc:
+        raise InvalidBody(_("O arquivo do anexo não foi encontrado.")) from exc
+    if len(data) > max_bytes:
+        raise InvalidBody(_too_large(max_bytes))
+    static_sticker = message.type == Message.Type.STICKER and not _webp_is_animated(data[:32])
+    if static_sticker and len(data) > STATIC_STICKER_MAX:
+        raise InvalidBody(_too_large(STATIC_STICKER_MAX))
+    filename = message.media_filename or message.media_file.name.rsplit("/", 1)[-1]
+    return Attachment(data=data, mime_type=mime, filename=filename)
+
+
+def _too_large(max_bytes: int) -> str:
+    if max_bytes >= _MB:
+        limit = _("%(n)d MB") % {"n": max_bytes // _MB}
+    else:
+        limit = _("%(n)d KB") % {"n": max_bytes // 1024}
+    return _("Arquivo grande demais para o WhatsApp (máximo %(limit)s).") % {"limit": limit}
+
+
 # --- Delivery -----------------------------------------------------------------------------------
 
 
@@ -207,14 +290,24 @@ def message_deliver(
     )
     if message is None:
         return Outcome("skipped")
+    client = client or get_client()
     try:
+        if needs_upload(message):
+            upload = read_attachment(message)  # checked against Meta's limits first
+            try:
+                media_id = client.upload_media(
+                    number, data=upload.data, mime_type=upload.mime_type, filename=upload.filename
+                )
+            except GraphError as exc:
+                return _handle_error(message, exc, number, now)
+            conv_services.message_store_uploaded_media_id(message=message, media_id=media_id)
+            logger.info("outbound: media uploaded", extra={"message_id": message_id})
         body = build_send_body(message)
     except InvalidBody as exc:
         conv_services.message_mark_failed(message=message, error_code=None, error_title=exc.reason)
         logger.warning("outbound: invalid body", extra={"message_id": message_id})
         return Outcome("failed")
 
-    client = client or get_client()
     try:
         wamid = client.send(number, body)
     except GraphError as exc:

@@ -28,6 +28,29 @@ SEND_TYPES = frozenset(
     }
 )
 MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
+_MB = 1024 * 1024
+# Upload limits by MIME type (sticker: the animated limit; Meta's static limit is 100 KB).
+UPLOAD_LIMITS: dict[str, int] = {
+    "image/jpeg": 5 * _MB,
+    "image/png": 5 * _MB,
+    "image/webp": 500 * 1024,
+    **{m: 16 * _MB for m in ("audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg")},
+    "video/mp4": 16 * _MB,
+    "video/3gpp": 16 * _MB,
+    **{
+        m: 100 * _MB
+        for m in (
+            "text/plain",
+            "application/pdf",
+            "application/msword",
+            "application/vnd.ms-excel",
+            "application/vnd.ms-powerpoint",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        )
+    },
+}
 _TO = re.compile(r"\+?\d{8,15}")
 
 # code → (HTTP status, title, details): Meta's table (§6), English wording.
@@ -58,6 +81,7 @@ ERRORS: dict[int, tuple[int, str, str]] = {
         "last replied to this number.",
     ),
     131051: (400, "Unsupported message type", ""),
+    131053: (400, "Media upload error", "Unable to upload the media used in the message."),
     131056: (
         400,
         "(Business Account, Consumer Account) pair rate limit hit",

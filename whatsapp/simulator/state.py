@@ -9,6 +9,7 @@ so the async Graph views never need Django's sync thread. Tests drive it through
     SIM.push_timeout(2.0)             # … or answers only after 2 s (the client times out)
     SIM.push_async_failure(131026)    # accept the next send, then post a "failed" status
     SIM.sent()                        # bodies of the sends Meta accepted
+    SIM.uploads()                     # the media uploads Meta accepted
     SIM.requests                      # every request, with its Authorization header
 
 Webhooks (the customer's messages, statuses of our sends) are posted signed from one
@@ -58,7 +59,7 @@ class RecordedRequest:
 @dataclass
 class Scripted:
     kind: str  # error | http | timeout
-    endpoint: str  # messages | media | any
+    endpoint: str  # messages | media | upload | any
     status: int = 200
     code: int | None = None
     title: str | None = None
@@ -193,6 +194,15 @@ class SimulatorState:
                 and isinstance(r.body, dict)
                 and r.body.get("status") != "read"
                 and r.accepted
+            ]
+
+    def uploads(self) -> list[RecordedRequest]:
+        """The media uploads Meta accepted (``body["file"]`` has the name, size and MIME type)."""
+        with self.lock:
+            return [
+                r
+                for r in self.requests
+                if r.method == "POST" and r.path.endswith("/media") and r.accepted
             ]
 
     # --- phone threads ----------------------------------------------------------------------

@@ -18,6 +18,11 @@ urlpatterns = [
         views.graph_messages,
         name="graph-messages",
     ),
+    re_path(
+        rf"^graph/{_VERSION}/(?P<phone_number_id>\d+)/media$",
+        views.graph_media_upload,
+        name="graph-media-upload",
+    ),
     path(
         "graph/media-download/<str:media_id>/",
         views.graph_media_download,

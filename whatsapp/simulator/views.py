@@ -123,6 +123,61 @@ async def _graph_messages(request: HttpRequest, body: Any, phone_number_id: str)
     return JsonResponse(meta.success_body(recipient, wamid))
 
 
+@csrf_exempt
+@require_POST
+async def graph_media_upload(
+    request: HttpRequest, version: str, phone_number_id: str
+) -> HttpResponse:
+    """``POST /{version}/{phone-number-id}/media``: an upload (multipart), kept in memory."""
+    upload = request.FILES.get("file")
+    recorded = _record(
+        request,
+        {
+            "messaging_product": request.POST.get("messaging_product", ""),
+            "type": request.POST.get("type", ""),
+            "file": (
+                {
+                    "name": upload.name,
+                    "size": upload.size,
+                    "mime_type": (upload.content_type or "").split(";")[0],
+                }
+                if upload is not None
+                else None
+            ),
+        },
+    )
+    response = await _graph_media_upload(request, upload, phone_number_id)
+    recorded.status = response.status_code
+    return response
+
+
+async def _graph_media_upload(
+    request: HttpRequest, upload: Any, phone_number_id: str
+) -> HttpResponse:
+    scripted = SIM.take_scripted("upload")
+    if scripted is not None:
+        return await _scripted(scripted)
+    if not _bearer_ok(request):
+        return _meta_error(190, title="Invalid OAuth access token - Cannot parse access token")
+    if phone_number_id not in settings.WHATSAPP_PHONE_NUMBER_IDS:
+        return _meta_error(
+            100,
+            title=f"Unsupported post request. Object with ID '{phone_number_id}' does not exist",
+        )
+    if request.POST.get("messaging_product") != "whatsapp":
+        return _meta_error(100, details="messaging_product is required.")
+    mime = request.POST.get("type", "").split(";")[0].strip().lower()
+    if upload is None or not mime:
+        return _meta_error(100, details="file and type are required.")
+    limit = meta.UPLOAD_LIMITS.get(mime)
+    if limit is None:
+        return _meta_error(131053, details=f"Unsupported file type {mime}.")
+    if upload.size > limit:
+        return _meta_error(131053, details="The file is larger than the limit for its type.")
+    media_id = SIM.add_media(upload.read(), mime, upload.name or "")
+    return JsonResponse({"id": media_id})
+
+
 def _download_signature(media_id: str, expires: int) -> str:
     message = f"{media_id}:{expires}".encode()
     return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()[:32]
