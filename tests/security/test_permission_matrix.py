@@ -126,6 +126,8 @@ MATRIX: dict[str, tuple[int, int, int, int, int]] = {
         M,
         M,
     ),
+    # media upload is POST-only (multipart with the bearer token, like Meta): GET is 405
+    "simulator/^graph/(?P<version>v\\d+\\.\\d+)/(?P<phone_number_id>\\d+)/media$": (M, M, M, M, M),
     # the Graph API simulator wants the access token, like Meta
     "simulator/graph/media-download/<str:media_id>/": (U, U, U, U, U),
     "simulator/^graph/(?P<version>v\\d+\\.\\d+)/(?P<media_id>\\d+)$": (U, U, U, U, U),
