@@ -34,7 +34,6 @@ __all__ = [
     "KINDS",
     "MEDIA_KINDS",
     "MODIFIER_KINDS",
-    "STATUS_RANK",
     "STORED_KINDS",
     "ApiError",
     "Change",
@@ -46,7 +45,6 @@ __all__ = [
     "StatusUpdate",
     "check_envelope",
     "parse_envelope",
-    "status_moves_forward",
 ]
 
 WABA_OBJECT: Final = "whatsapp_business_account"
@@ -76,15 +74,6 @@ MODIFIER_KINDS: Final = frozenset({"revoke", "edit"})
 KINDS: Final = STORED_KINDS | MODIFIER_KINDS
 MEDIA_KINDS: Final = frozenset({"image", "audio", "video", "document", "sticker"})
 
-#: Forward order of outbound statuses. "failed" is outside the order: it is terminal.
-STATUS_RANK: Final[dict[str, int]] = {
-    "pending": 0,
-    "sent": 1,
-    "delivered": 2,
-    "read": 3,
-    "played": 4,
-}
-FAILED: Final = "failed"
 
 # Last second of year 9999: the largest Unix time a datetime can hold. Checking the range up front
 # keeps datetime.fromtimestamp from raising OverflowError/OSError on hostile input.
@@ -180,7 +169,8 @@ class StatusUpdate:
     """One ``value.statuses[]`` item about a message we sent.
 
     ``status`` is lower-cased but not validated: unknown values are passed through and the caller
-    decides (see ``status_moves_forward``). Dedupe on ``(wamid, status)``.
+    decides (the order lives in ``conversations.services.message_update_delivery``, the one
+    place that moves a message's status). Dedupe on ``(wamid, status)``.
     """
 
     wamid: str
@@ -224,26 +214,6 @@ class Envelope:
     def statuses(self) -> tuple[StatusUpdate, ...]:
         """All status updates of all changes, in payload order."""
         return tuple(status for change in self.changes for status in change.statuses)
-
-
-def status_moves_forward(current: str, new: str) -> bool:
-    """Whether a message whose status is ``current`` should take the status ``new``.
-
-    Webhooks arrive out of order and repeated, so statuses only move forward:
-    pending < sent < delivered < read < played. "failed" is terminal: it replaces any other
-    status and is never replaced. The same status again is not a move. An unknown ``new`` never
-    moves; a known ``new`` always moves an unknown ``current``. Comparison ignores case.
-    """
-    current, new = current.lower(), new.lower()
-    if current in (new, FAILED):
-        return False
-    if new == FAILED:
-        return True
-    if new not in STATUS_RANK:
-        return False
-    if current not in STATUS_RANK:
-        return True
-    return STATUS_RANK[new] > STATUS_RANK[current]
 
 
 def parse_envelope(body: bytes | str | dict[str, Any]) -> Envelope:

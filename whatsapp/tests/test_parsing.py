@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 
 from whatsapp.parsing import (
     KINDS,
-    STATUS_RANK,
     ApiError,
     Change,
     Contact,
@@ -30,7 +29,6 @@ from whatsapp.parsing import (
     PayloadError,
     StatusUpdate,
     parse_envelope,
-    status_moves_forward,
 )
 
 
@@ -660,42 +658,6 @@ def test_large_batch_yields_everything_in_order() -> None:
         "waba2",
         "waba2",
     ]
-
-
-# --- status ordering -------------------------------------------------------------------------
-
-
-def test_status_rank_order() -> None:
-    assert sorted(STATUS_RANK, key=STATUS_RANK.__getitem__) == [
-        "pending",
-        "sent",
-        "delivered",
-        "read",
-        "played",
-    ]
-
-
-@pytest.mark.parametrize(
-    ("current", "new", "moves"),
-    [
-        ("pending", "sent", True),
-        ("sent", "delivered", True),
-        ("sent", "read", True),  # delivered is implied by read and may never arrive
-        ("read", "played", True),
-        ("delivered", "sent", False),  # late "sent" must not downgrade (Chatwoot #14529)
-        ("read", "delivered", False),
-        ("read", "read", False),
-        ("read", "failed", True),
-        ("played", "failed", True),
-        ("failed", "read", False),
-        ("failed", "failed", False),
-        ("sent", "deleted", False),
-        ("deleted", "sent", True),
-        ("SENT", "Delivered", True),
-    ],
-)
-def test_status_moves_forward(current: str, new: str, moves: bool) -> None:
-    assert status_moves_forward(current, new) is moves
 
 
 # --- property tests --------------------------------------------------------------------------
