@@ -956,28 +956,31 @@ def conversation_mark_read(*, conversation: Conversation, user: User) -> bool:
 
 
 MAX_TEXT = 4096
-ALLOWED_ATTACHMENTS = {
-    # mime type: (message type, max bytes) — Meta's limits for the Cloud API.
-    "image/jpeg": ("image", 5 * 1024 * 1024),
-    "image/png": ("image", 5 * 1024 * 1024),
+_MB = 1024 * 1024
+_DOCUMENT_TYPES = (
+    "text/plain",
+    "application/pdf",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+)
+# MIME type → (message type, max bytes): what WhatsApp's Cloud API accepts (WHATSAPP-FACTS §5).
+# The one table: the console refuses anything else, the channel checks it again before upload
+# (where it also holds static stickers to 100 KB, which needs the file's header).
+ALLOWED_ATTACHMENTS: dict[str, tuple[str, int]] = {
+    "image/jpeg": ("image", 5 * _MB),
+    "image/png": ("image", 5 * _MB),
     "image/webp": ("sticker", 500 * 1024),
-    "audio/ogg": ("audio", 16 * 1024 * 1024),
-    "audio/mpeg": ("audio", 16 * 1024 * 1024),
-    "audio/mp4": ("audio", 16 * 1024 * 1024),
-    "audio/aac": ("audio", 16 * 1024 * 1024),
-    "video/mp4": ("video", 16 * 1024 * 1024),
-    "application/pdf": ("document", 100 * 1024 * 1024),
-    "text/plain": ("document", 100 * 1024 * 1024),
-    "application/msword": ("document", 100 * 1024 * 1024),
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": (
-        "document",
-        100 * 1024 * 1024,
-    ),
-    "application/vnd.ms-excel": ("document", 100 * 1024 * 1024),
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (
-        "document",
-        100 * 1024 * 1024,
-    ),
+    **{
+        mime: ("audio", 16 * _MB)
+        for mime in ("audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg")
+    },
+    "video/mp4": ("video", 16 * _MB),
+    "video/3gpp": ("video", 16 * _MB),
+    **{mime: ("document", 100 * _MB) for mime in _DOCUMENT_TYPES},
 }
 
 

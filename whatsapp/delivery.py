@@ -34,6 +34,7 @@ from django.utils.translation import gettext as _
 
 from conversations import services as conv_services
 from conversations.models import Conversation, Message
+from conversations.services import ALLOWED_ATTACHMENTS
 from ispsupport import ratelimit
 from whatsapp.client import ErrorKind, GraphClient, GraphError, get_client
 from whatsapp.models import EarlyStatus
@@ -153,29 +154,10 @@ def _check_interactive(interactive: dict[str, Any]) -> None:
 # --- Media upload -------------------------------------------------------------------------------
 
 _MB = 1024 * 1024
-# Meta's upload limits (WHATSAPP-FACTS §5): message type → {MIME type: max bytes}.
-MEDIA_LIMITS: dict[str, dict[str, int]] = {
-    "image": {"image/jpeg": 5 * _MB, "image/png": 5 * _MB},
-    "audio": {
-        mime: 16 * _MB
-        for mime in ("audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg")
-    },
-    "video": {"video/mp4": 16 * _MB, "video/3gpp": 16 * _MB},
-    "document": {
-        mime: 100 * _MB
-        for mime in (
-            "text/plain",
-            "application/pdf",
-            "application/msword",
-            "application/vnd.ms-excel",
-            "application/vnd.ms-powerpoint",
-            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        )
-    },
-    "sticker": {"image/webp": 500 * 1024},  # animated; a static sticker: 100 KB
-}
+# Message type → {MIME type: max bytes}, from the one table of what Meta accepts.
+MEDIA_LIMITS: dict[str, dict[str, int]] = {}
+for _mime, (_kind, _max_bytes) in ALLOWED_ATTACHMENTS.items():
+    MEDIA_LIMITS.setdefault(_kind, {})[_mime] = _max_bytes
 STATIC_STICKER_MAX = 100 * 1024
 
 
