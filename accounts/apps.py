@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -19,3 +20,25 @@ class AccountsConfig(AppConfig):
         user_logged_out.connect(signals.record_logout, dispatch_uid="accounts.record_logout")
         checks.register(check_keys, checks.Tags.security)
         checks.register(check_allowlists, checks.Tags.security)
+        post_migrate.connect(_resync_role_groups, dispatch_uid="accounts.resync_role_groups")
+
+
+def _resync_role_groups(sender, using="default", **kwargs) -> None:
+    """Put the role groups back after a flush (``flush`` emits post_migrate, migrations don't).
+
+    Transactional tests empty every table between tests; without this the groups created by
+    the data migrations would be gone for the tests that follow. Runs once per migrate/flush,
+    after the last app's permissions exist; a no-op when the groups are already complete.
+    """
+    from django.apps import apps
+    from django.contrib.auth.models import Group, Permission
+
+    from accounts.roles import ROLE_PERMISSIONS, sync_role_groups
+
+    if sender is not list(apps.get_app_configs())[-1]:
+        return
+    if Group.objects.using(using).filter(name__in=ROLE_PERMISSIONS).count() == len(
+        ROLE_PERMISSIONS
+    ):
+        return
+    sync_role_groups(Group, Permission, strict=False)
