@@ -381,6 +381,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The schema describes the console's API: only its users (or their tokens) may read it.
+    "SERVE_PERMISSIONS": ["conversations.apis.IsConsoleUser"],
 }
 
 # --- Product ----------------------------------------------------------------------------------

@@ -222,13 +222,18 @@ def test_my_presence(agent):
     assert api.put("/api/v1/me/presence/", {"presence": "dormindo"}).status_code == 400
 
 
-def test_schema_and_docs_are_served(client):
+def test_schema_and_docs_are_served_to_the_apis_users_only(client, agent, dpo):
+    assert client.get("/api/v1/schema/").status_code == 401
+    assert client.get("/api/v1/docs/").status_code == 401
+    client.force_login(agent)
     schema = client.get("/api/v1/schema/")
     assert schema.status_code == 200
     assert b"/api/v1/conversations/{id}/transfer/" in schema.content
     docs = client.get("/api/v1/docs/")
     assert docs.status_code == 200
     assert b"cdn" not in docs.content.lower()
+    client.force_login(dpo)
+    assert client.get("/api/v1/schema/").status_code == 403
 
 
 def test_supervisor_sees_the_all_queue(supervisor, agent, team_support):

@@ -97,9 +97,10 @@ MATRIX: dict[str, tuple[int, int, int, int, int]] = {
     "console/partials/message/<int:pk>/": (A, 200, 200, 200, F),
     "console/partials/presence/": (A, F, 200, 200, F),
     # REST API (session or token; the DPO has no console API). Anonymous: 401 with
-    # WWW-Authenticate: Bearer (the token class comes first). The schema and docs are public.
-    "api/v1/schema/": (200, 200, 200, 200, 200),
-    "api/v1/docs/": (200, 200, 200, 200, 200),
+    # WWW-Authenticate: Bearer (the token class comes first). The schema and its docs page
+    # are for the API's users only.
+    "api/v1/schema/": (U, 200, 200, 200, F),
+    "api/v1/docs/": (U, 200, 200, 200, F),
     "api/v1/conversations/": (U, 200, 200, 200, F),
     "api/v1/conversations/<int:pk>/": (U, 200, 200, 200, F),
     "api/v1/conversations/<int:pk>/claim/": (U, M, M, M, F),
