@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib.admin.models import LogEntry as AdminLogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -20,6 +21,7 @@ from compliance.models import (
     ServiceRecordHold,
 )
 from compliance.registry import Category, ErasureReport, LegalBasis, Provider, Retention
+from compliance.services import held_customer_ids
 from compliance.services.access_log import access_log_purge_before
 from compliance.services.export import export_expire
 from compliance.services.retention import batched_delete, retention_cutoff
@@ -88,6 +90,14 @@ class ComplianceProvider(Provider):
             _("RGC Anatel 765/2023; Decreto 11.034/2022 art. 12 §5º"),
         ),
         Retention("incidents", _("após o registro"), _("Res. CD/ANPD 15/2024 art. 10")),
+        Retention(
+            "consents",
+            _(
+                "após ser substituído por um registro mais novo da mesma finalidade, ou após o "
+                "último registro de um titular eliminado (prova do consentimento)"
+            ),
+            _("LGPD art. 8º §2º; CDC art. 27 (prazo prescricional)"),
+        ),
     )
     legal_hold = _(
         "Registro da requisição (tipo, datas, situação e contagens, sem conteúdo) e dos "
@@ -194,6 +204,11 @@ class ComplianceProvider(Provider):
             batch_size=batch_size,
             dry_run=dry_run,
         )
+        counts["consents"] = batched_delete(
+            consents_past_retention(retention_cutoff("consents", now)),
+            batch_size=batch_size,
+            dry_run=dry_run,
+        )
         counts["incidents"] = batched_delete(
             Incident.objects.filter(retain_until__lt=today),
             batch_size=batch_size,
@@ -224,7 +239,7 @@ class ChangeLogProvider(Provider):
         },
     }
     legal_basis = (LegalBasis.LEGITIMATE_INTEREST,)
-    retention = (Retention("access_log", _("após a alteração"), _("LGPD art. 46")),)
+    retention = (Retention("change_logs", _("após a alteração"), _("LGPD art. 6º, X; art. 46")),)
     order = 95  # after every provider listed its rows, before nothing else matters
 
     def erase(self, customer: Any, report: ErasureReport, *, request: Any = None) -> None:
@@ -256,7 +271,37 @@ class ChangeLogProvider(Provider):
                 report.add("anonymized", "auditlog.logentry", n)
 
     def purge(self, *, now: Any, batch_size: int, dry_run: bool) -> dict[str, int]:
-        return {}
+        from auditlog.models import LogEntry as AuditEntry
+
+        cutoff = retention_cutoff("change_logs", now)
+        return {
+            "admin_log": batched_delete(
+                AdminLogEntry.objects.filter(action_time__lt=cutoff),
+                batch_size=batch_size,
+                dry_run=dry_run,
+            ),
+            "audit_log": batched_delete(
+                AuditEntry.objects.filter(timestamp__lt=cutoff),
+                batch_size=batch_size,
+                dry_run=dry_run,
+            ),
+        }
+
+
+def consents_past_retention(cutoff: Any):
+    """Consent rows no longer needed as proof: superseded (a newer row of the same customer and
+    purpose exists) before ``cutoff``, or of an erased customer and older than ``cutoff``.
+    The latest row of a purpose is the consent in force and stays while the customer does;
+    customers under legal hold keep everything."""
+    superseded = ConsentRecord.objects.filter(
+        customer=OuterRef("customer"),
+        purpose=OuterRef("purpose"),
+        created_at__gt=OuterRef("created_at"),
+        created_at__lt=cutoff,
+    )
+    return ConsentRecord.objects.filter(
+        Exists(superseded) | Q(customer__status="anonymized", created_at__lt=cutoff)
+    ).exclude(customer_id__in=held_customer_ids())
 
 
 def register_all() -> None:

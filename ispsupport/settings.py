@@ -432,6 +432,11 @@ COMPLIANCE_RETENTION_DAYS = {
     "exports": env_int("RETENTION_EXPORTS_DAYS", 7),
     "requests": env_int("RETENTION_REQUESTS_DAYS", 1825),  # accountability, Art. 6 X
     "incidents": env_int("RETENTION_INCIDENTS_DAYS", 1825),  # Res. CD/ANPD 15/2024 art. 10
+    # Proof of a consent (LGPD art. 8 §2) outlives it by the CDC art. 27 limitation period:
+    # counted from when a newer row superseded it, or from the last row of an erased customer.
+    "consents": env_int("RETENTION_CONSENTS_DAYS", 1825),
+    # Who changed what (admin and auditlog change logs).
+    "change_logs": env_int("RETENTION_CHANGE_LOGS_DAYS", 1825),
 }
 COMPLIANCE_RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 500)
 COMPLIANCE_DSR_DEADLINE_DAYS = env_int("DSR_DEADLINE_DAYS", 15)  # LGPD Art. 19 II, calendar days

@@ -11,6 +11,7 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.utils import timezone
 
+from accounts.tests.factories import UserFactory
 from compliance.models import LegalHold, RetentionRun
 from compliance.services import retention_apply
 from compliance.tasks import apply_retention
@@ -99,3 +100,68 @@ def test_the_nightly_task_applies_and_is_scheduled(world, settings):
     counts = apply_retention.delay().get()
     assert counts["messages"] == 4
     assert retention_apply(dry_run=False)["messages"] == 0  # idempotent
+
+
+def test_consent_proof_outlives_the_consent_by_the_limitation_period():
+    """The consent in force always stays; a superseded row stays five years as proof of what
+    the customer had agreed to; an erased customer's rows go five years after their last one;
+    a legal hold keeps everything."""
+    from compliance.models import ConsentRecord
+
+    now = timezone.now()
+
+    def row(customer, action, days_ago, purpose="marketing"):
+        return ConsentRecord.objects.create(
+            customer=customer,
+            purpose=purpose,
+            action=action,
+            text_version="v1",
+            channel="whatsapp",
+            created_at=now - timedelta(days=days_ago),
+        )
+
+    active = CustomerFactory()
+    old_grant = row(active, "granted", 3000)
+    old_revocation = row(active, "revoked", 2000)  # superseded 1900 days ago: past 1825
+    recent_grant = row(active, "granted", 1900)  # superseded 100 days ago: proof still needed
+    current = row(active, "revoked", 100)
+    untouched = row(active, "granted", 4000, purpose="ai_notice")  # in force, however old
+    erased = CustomerFactory(status="anonymized", wa_id=None, phone_e164=None, bsuid=None)
+    erased_old = row(erased, "granted", 1900)
+    erased_recent = row(CustomerFactory(status="anonymized"), "granted", 30)
+    held = CustomerFactory()
+    LegalHold.objects.create(customer=held, reason="Processo", legal_basis="art. 7º, VI")
+    held_rows = [row(held, "granted", 4000), row(held, "revoked", 3000)]
+
+    assert retention_apply(dry_run=True)["consents"] == 3
+    assert ConsentRecord.objects.count() == 9
+    assert retention_apply(dry_run=False, batch_size=2)["consents"] == 3
+
+    kept = set(ConsentRecord.objects.values_list("pk", flat=True))
+    assert kept == {p.pk for p in (recent_grant, current, untouched, erased_recent, *held_rows)}
+    assert not kept & {old_grant.pk, old_revocation.pk, erased_old.pk}
+
+
+def test_change_logs_go_after_their_period(settings):
+    from auditlog.models import LogEntry as AuditEntry
+    from django.contrib.admin.models import LogEntry as AdminEntry
+
+    customer = CustomerFactory()
+    customer.name = "Outro Nome"
+    customer.save()
+    assert AuditEntry.objects.exists()
+    AuditEntry.objects.update(timestamp=timezone.now() - timedelta(days=1900))
+    fresh_count = AuditEntry.objects.count()
+    customer.name = "Mais Um"
+    customer.save()
+    AdminEntry.objects.create(
+        user=UserFactory(), action_flag=2, object_repr="x", change_message="[]"
+    )
+    AdminEntry.objects.update(action_time=timezone.now() - timedelta(days=1900))
+
+    counts = retention_apply(dry_run=False)
+
+    assert counts["audit_log"] == fresh_count
+    assert counts["admin_log"] == 1
+    assert AuditEntry.objects.count() >= 1  # the recent change stays
+    assert not AdminEntry.objects.exists()
