@@ -18,6 +18,7 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
+	$(PY) manage.py sync_whatsapp_templates --demo
 	@echo ""
 	@echo "ispsupport em http://$(HOST):$(PORT)/  ·  admin: /admin/  ·  simulador: /simulator/"
 	$(PY) -m daphne -b $(HOST) -p $(PORT) ispsupport.asgi:application

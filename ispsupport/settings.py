@@ -447,6 +447,10 @@ COMPLIANCE_EXPORT_LINK_HOURS = env_int("EXPORT_LINK_HOURS", 72)
 COMPLIANCE_OPTIONAL_HOLIDAYS_ARE_OFF = env_bool("OPTIONAL_HOLIDAYS_ARE_OFF", False)
 from celery.schedules import crontab as _crontab  # noqa: E402
 
+CELERY_BEAT_SCHEDULE["whatsapp.sync_templates"] = {
+    "task": "whatsapp.sync_templates",
+    "schedule": max(5, env_int("WHATSAPP_TEMPLATE_SYNC_MINUTES", 60)) * 60.0,
+}
 CELERY_BEAT_SCHEDULE["compliance.apply_retention"] = {
     "task": "compliance.apply_retention",
     "schedule": _crontab(hour=3, minute=30),  # nightly, São Paulo time (CELERY_TIMEZONE)
@@ -489,6 +493,16 @@ WHATSAPP_TOKEN_ALERT_SECONDS = env_int("WHATSAPP_TOKEN_ALERT_SECONDS", 3600)
 WHATSAPP_MEDIA_MAX_BYTES = env_int("WHATSAPP_MEDIA_MAX_BYTES", 100 * 1024 * 1024)
 # Without a broker (eager Celery) a delayed retry runs on a timer thread; tests turn it off.
 WHATSAPP_EAGER_DEFERRED_RETRIES = env_bool("WHATSAPP_EAGER_DEFERRED_RETRIES", not TESTING)
+# The WhatsApp Business Account whose approved templates are synced (GET /{waba}/message_templates;
+# Meta allows 200 calls/hour per WABA on that endpoint, the hourly sync uses one or two).
+WHATSAPP_BUSINESS_ACCOUNT_ID = env_str(
+    "WHATSAPP_BUSINESS_ACCOUNT_ID", "100000000000010" if DEBUG else ""
+)
+WHATSAPP_TEMPLATE_SYNC_MINUTES = env_int("WHATSAPP_TEMPLATE_SYNC_MINUTES", 60)
+# Approved UTILITY templates that tell a customer outside the 24-hour window about their
+# data-subject request: "{{1}}" is the request number.
+DSR_ANSWER_TEMPLATE = env_str("DSR_ANSWER_TEMPLATE", "solicitacao_dados_respondida")
+DSR_ERASURE_TEMPLATE = env_str("DSR_ERASURE_TEMPLATE", "solicitacao_dados_eliminados")
 
 # Gemini (Google). No key: the rule-based pt-BR classifier answers.
 GEMINI_API_KEY = env_str("GEMINI_API_KEY")

@@ -224,6 +224,27 @@ class GraphClient:
             )
         return media_id
 
+    def list_templates(self, waba_id: str, *, page_size: int = 100, max_pages: int = 50):
+        """GET ``/{waba-id}/message_templates``, following ``paging.next``; yields each template.
+
+        Meta pages with cursors; ``paging.next`` is absent on the last page.
+        """
+        url = self._url(waba_id, "message_templates")
+        params: dict[str, Any] | None = {
+            "fields": "id,name,language,status,category,components,rejected_reason",
+            "limit": page_size,
+        }
+        for _page in range(max_pages):
+            data = self._json(self._request("GET", url, params=params))
+            rows = data.get("data")
+            if not isinstance(rows, list):
+                raise GraphError(code=None, http_status=200, title="templates: no data list")
+            yield from (row for row in rows if isinstance(row, dict))
+            following = (data.get("paging") or {}).get("next")
+            if not isinstance(following, str) or not following:
+                return
+            url, params = following, None  # the next URL carries the cursor and fields
+
     def mark_read(self, phone_number_id: str, wamid: str) -> None:
         """Mark an inbound message (and the earlier ones of the thread) as read."""
         body = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}

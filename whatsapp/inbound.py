@@ -45,6 +45,7 @@ from whatsapp.parsing import (
     check_envelope,
     parse_envelope,
 )
+from whatsapp.templates import template_apply_status_update
 
 logger = logging.getLogger(__name__)
 
@@ -280,6 +281,9 @@ def _finish(event: WebhookEvent, status: str, report: ProcessReport, note: str =
 
 
 def _process_change(change: Change, report: ProcessReport) -> None:
+    if change.field == "message_template_status_update":
+        template_apply_status_update(change.raw_value)
+        return
     if change.field != "messages":
         report.changes_ignored += 1
         logger.info("webhook: ignoring field", extra={"field": change.field[:50]})

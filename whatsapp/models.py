@@ -83,6 +83,10 @@ class MessageTemplate(models.Model):
     body_text = models.TextField(_("texto"))
     parameter_count = models.PositiveSmallIntegerField(_("parâmetros"), default=0)
     components = models.JSONField(_("componentes (Meta)"), default=list, blank=True)
+    # Meta's template id; empty for a row typed in admin (demo) that Meta never listed.
+    meta_id = models.CharField(_("id na Meta"), max_length=32, blank=True)
+    status_reason = models.CharField(_("motivo (Meta)"), max_length=64, blank=True)
+    synced_at = models.DateTimeField(_("sincronizado em"), null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -132,6 +132,13 @@ MATRIX: dict[str, tuple[int, int, int, int, int]] = {
     # the Graph API simulator wants the access token, like Meta
     "simulator/graph/media-download/<str:media_id>/": (U, U, U, U, U),
     "simulator/^graph/(?P<version>v\\d+\\.\\d+)/(?P<media_id>\\d+)$": (U, U, U, U, U),
+    "simulator/^graph/(?P<version>v\\d+\\.\\d+)/(?P<waba_id>\\d+)/message_templates$": (
+        U,
+        U,
+        U,
+        U,
+        U,
+    ),
     # the admin site's own pages (model pages: admin_expectation)
     "admin/": (A, 200, 200, 200, 200),
     "admin/login/": (A, A, A, A, A),  # → /accounts/login/ (the one log-in page)
@@ -202,6 +209,7 @@ PARAMS: list[tuple[str, str, Callable[[World, str], Any]]] = [
     ("simulator/", "version", lambda w, r: settings.WHATSAPP_API_VERSION),
     ("simulator/", "phone_number_id", lambda w, r: settings.WHATSAPP_PHONE_NUMBER_IDS[0]),
     ("simulator/", "media_id", lambda w, r: "4242"),
+    ("simulator/", "waba_id", lambda w, r: "100000000000010"),
     ("admin/r/", "content_type_id", lambda w, r: ContentType.objects.get_for_model(w.team).pk),
     ("admin/r/", "object_id", lambda w, r: w.team.pk),
     ("admin/", "app_label", lambda w, r: "accounts"),

@@ -18,6 +18,7 @@ background thread, after the HTTP response that caused them (see ``WebhookPoster
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import heapq
 import itertools
@@ -34,6 +35,7 @@ import requests
 from django.conf import settings
 
 from whatsapp.simulator import meta
+from whatsapp.simulator.catalogue import DEMO_TEMPLATES
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +126,8 @@ class SimulatorState:
             # When True every accepted send is also "read" at once (no phone page needed).
             self.auto_read = False
             self.webhooks_enabled = True
+            # The business account's templates (GET /{waba-id}/message_templates).
+            self.templates: list[dict[str, Any]] = copy.deepcopy(DEMO_TEMPLATES)
         self.poster.clear()
 
     # --- recording and scripting ------------------------------------------------------------

@@ -28,5 +28,10 @@ urlpatterns = [
         views.graph_media_download,
         name="media-download",
     ),
+    re_path(
+        rf"^graph/{_VERSION}/(?P<waba_id>\d+)/message_templates$",
+        views.graph_templates,
+        name="graph-templates",
+    ),
     re_path(rf"^graph/{_VERSION}/(?P<media_id>\d+)$", views.graph_media_info, name="graph-media"),
 ]

@@ -184,6 +184,41 @@ def _download_signature(media_id: str, expires: int) -> str:
 
 
 @require_GET
+@require_GET
+async def graph_templates(request: HttpRequest, version: str, waba_id: str) -> HttpResponse:
+    """``GET /{version}/{waba-id}/message_templates``: the account's templates, cursor-paged."""
+    recorded = _record(request, None)
+    response = await _graph_templates(request)
+    recorded.status = response.status_code
+    return response
+
+
+async def _graph_templates(request: HttpRequest) -> HttpResponse:
+    scripted = SIM.take_scripted("templates")
+    if scripted is not None:
+        return await _scripted(scripted)
+    if not _bearer_ok(request):
+        return _meta_error(190, title="Invalid OAuth access token - Cannot parse access token")
+    try:
+        limit = max(1, min(int(request.GET.get("limit", "25")), 250))
+        start = int(base64.urlsafe_b64decode(request.GET.get("after", "") or "MA==").decode())
+    except ValueError:
+        return _meta_error(100, title="Invalid parameter")
+    with SIM.lock:
+        rows = [dict(t) for t in SIM.templates]
+    page = rows[start : start + limit]
+    body: dict[str, Any] = {"data": page, "paging": {}}
+    if start + limit < len(rows):
+        after = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
+        query = request.GET.copy()
+        query["after"] = after
+        body["paging"] = {
+            "cursors": {"after": after},
+            "next": request.build_absolute_uri(request.path) + "?" + query.urlencode(),
+        }
+    return JsonResponse(body)
+
+
 async def graph_media_info(request: HttpRequest, version: str, media_id: str) -> HttpResponse:
     """``GET /{version}/{media-id}``: a 5-minute download URL and the file's facts."""
     recorded = _record(request, None)
