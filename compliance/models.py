@@ -113,6 +113,11 @@ class DataSubjectRequest(models.Model):
     answer_text = models.TextField(_("resposta"), blank=True)
     answered_at = models.DateTimeField(_("respondida em"), null=True, blank=True)
     answer_delivered = models.BooleanField(_("resposta entregue no canal"), default=False)
+    # Outside WhatsApp's 24-hour window the customer gets an approved template saying the answer
+    # is ready; the answer itself goes out when they next write (``dsr_deliver_awaiting``).
+    answer_notified_at = models.DateTimeField(
+        _("titular avisado por modelo em"), null=True, blank=True
+    )
     retained_legal_basis = models.TextField(
         _("dados mantidos e fundamento legal"),
         blank=True,

@@ -328,16 +328,27 @@ FOREIGN_MODEL_ALLOWLIST: dict[str, str] = {
 
 # --- hooks registered by higher layers ------------------------------------------------------
 
-ChannelSender = Callable[..., bool]
+ChannelSender = Callable[..., str]
 _channel_senders: dict[str, ChannelSender] = {}
+
+# What a channel sender did with an answer.
+SENT_TEXT = "text"  # the answer itself was sent (or queued in the outbox)
+SENT_NOTICE = "template"  # only an approved template saying the answer is ready was sent
+NOT_SENT = ""  # nothing could be sent (no conversation, window closed and no template…)
+
+
+class DeliveryPostponed(Exception):
+    """The channel failed for a passing reason (Meta 5xx, rate limit): try again later."""
 
 
 def register_channel_sender(channel: str, sender: ChannelSender) -> None:
-    """``sender(customer=…, text=…) -> bool`` delivers a request's answer on ``channel``.
+    """``sender(customer=…, text=…, request_number=…, erasure=False) -> str`` delivers a
+    request's answer on ``channel`` and says how (``SENT_TEXT``, ``SENT_NOTICE``, ``NOT_SENT``).
 
-    conversations registers "whatsapp" (an outbound message through the outbox); compliance
-    cannot import conversations, and keeping the send behind one hook lets every door (admin
-    action, task, the inbound path) answer a request through the same service.
+    With ``erasure`` the answer must reach the customer *before* their data goes, so the
+    channel sends it at once and keeps no copy; it raises ``DeliveryPostponed`` when a retry
+    may succeed. The whatsapp app registers "whatsapp"; compliance cannot import it, and one
+    hook lets every door (admin action, task, the inbound path) answer the same way.
     """
     _channel_senders[channel] = sender
 

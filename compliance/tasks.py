@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from compliance import services
+from compliance.registry import DeliveryPostponed
 
 logger = logging.getLogger(__name__)
 
@@ -16,8 +17,18 @@ def build_export(self, export_id: int) -> None:
     services.export_build(export_id=export_id)
 
 
-@shared_task(name="compliance.erase_subject", bind=True, max_retries=5, default_retry_delay=120)
+@shared_task(
+    name="compliance.erase_subject",
+    bind=True,
+    autoretry_for=(DeliveryPostponed,),
+    retry_backoff=30,
+    retry_backoff_max=600,
+    max_retries=12,
+)
 def erase_subject(self, request_id: int) -> dict:
+    """Erase a subject; retried while the channel cannot deliver the answer for now (the data
+    stays until the customer has been told; about 90 minutes of retries, then the request stays
+    open for the DPO)."""
     return services.erasure_run(request_id=request_id).as_dict()
 
 

@@ -393,28 +393,7 @@ def _media_arcname(message: Message) -> str:
     return f"{message.pk}-{base}"
 
 
-def send_whatsapp_answer(*, customer: Customer, text: str) -> bool:
-    """Send a data-request answer as an outbound WhatsApp message (the outbox delivers it).
-
-    Uses the customer's open conversation; False when there is none or Meta's 24-hour window
-    is closed (the DPO then answers by e-mail or an approved template).
-    """
-    from conversations import services
-
-    conversation = customer.conversations.exclude(state=Conversation.State.CLOSED).first()
-    if conversation is None:
-        return False
-    try:
-        services.message_record_outbound(
-            conversation=conversation, sender_kind=Message.SenderKind.SYSTEM, text=text[:4096]
-        )
-    except services.ServiceError:
-        return False
-    return True
-
-
 def register_all() -> None:
     registry.register(CustomerProvider())
     registry.register(ConversationsProvider())
-    registry.register_channel_sender("whatsapp", send_whatsapp_answer)
     registry.register_service_record_source(live_service_record)

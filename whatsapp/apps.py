@@ -17,6 +17,11 @@ class WhatsappConfig(AppConfig):
         from whatsapp import privacy
 
         privacy.register_all()
+        # Answers to data-subject requests that chose WhatsApp.
+        from compliance import registry
+        from whatsapp.answers import send_request_answer
+
+        registry.register_channel_sender("whatsapp", send_request_answer)
         # The console (conversations) lists approved templates and asks for read receipts.
         from conversations import hooks
 

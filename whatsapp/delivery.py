@@ -76,7 +76,11 @@ def sending_number(conversation: Conversation) -> str:
 
 
 def _recipient(message: Message) -> dict[str, str]:
-    customer = message.conversation.customer
+    return recipient_of(message.conversation.customer)
+
+
+def recipient_of(customer: Any) -> dict[str, str]:
+    """The ``to`` (or ``recipient``, for a BSUID-only customer) of a send body."""
     if customer.wa_id:
         # Meta wants "+" and the country code; without it Meta prepends *our* country code.
         return {"to": "+" + customer.wa_id.lstrip("+")}

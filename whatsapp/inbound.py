@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 
 from compliance.services import (
     consent_revoke_by_keyword,
+    dsr_deliver_awaiting,
     dsr_detect_and_open,
     dsr_intake_reply,
     service_record_for_protocol,
@@ -439,6 +440,9 @@ def _plan_followups(
     if message.kind in ("reaction", "system", "unsupported"):
         return
     stale = timezone.now() - message.timestamp > STALE_INBOUND_AFTER
+    if not stale:
+        # Answers announced by template outside the window go out now that it is open again.
+        dsr_deliver_awaiting(conversation.customer)
     if message.kind == "text" and not stale and _answer_rights_request(stored, conversation):
         return
     in_bot = conversation.state == Conversation.State.BOT

@@ -43,6 +43,7 @@ class WebhookEventsProvider(Provider):
             "name": "Nome do modelo aprovado pela Meta.",
             "body_text": "Texto do modelo com marcadores {{1}}, sem dados de clientes.",
             "components": "Estrutura do modelo (Meta).",
+            "status_reason": "Motivo da Meta para a situação do modelo (ex.: SCAM).",
         },
     }
     legal_basis = (LegalBasis.CONTRACT,)

@@ -273,11 +273,12 @@ def dsr_answer(
 ) -> DataSubjectRequest:
     """Record the answer and send it through the channel the subject chose (Art. 19 §2).
 
-    WhatsApp answers go through the sender conversations registered (an outbound message in the
-    outbox); when the 24-hour window is closed the answer is recorded but not delivered
-    (``answer_delivered`` False) and the DPO sends it by e-mail or a template. E-mail answers go
-    by ``send_mail``; printed answers are delivered by hand. ``delivered`` (already sent by
-    the caller, e.g. before an erasure) skips the sending.
+    WhatsApp answers go through the channel's sender: inside the 24-hour window as a message
+    (the outbox delivers it); outside it, an approved template tells the customer the answer is
+    ready (``answer_notified_at``) and the answer itself goes out when they next write
+    (``dsr_deliver_awaiting``). E-mail answers go by ``send_mail``; printed answers are
+    delivered by hand. ``delivered`` (already sent by the caller, e.g. before an erasure)
+    skips the sending.
     """
     if not request.is_open:
         raise RequestError(_("A requisição já foi encerrada."))
@@ -299,16 +300,33 @@ def dsr_answer(
             fields.append("third_parties")
         request.save(update_fields=fields)
         _event(request, old, request.status, actor, note="answer")
-    if delivered is None:
-        delivered = dsr_deliver(request=request, text=text)
-    if delivered:
-        DataSubjectRequest.objects.filter(pk=request.pk).update(answer_delivered=True)
-        request.answer_delivered = True
+    outcome = (
+        dsr_deliver(request=request, text=text)
+        if delivered is None
+        else (registry.SENT_TEXT if delivered else registry.NOT_SENT)
+    )
+    _record_delivery(request, outcome)
     return request
 
 
-def dsr_deliver(*, request: DataSubjectRequest, text: str) -> bool:
-    """Send ``text`` to the subject on the request's answer channel; True when sent or queued."""
+def _record_delivery(request: DataSubjectRequest, outcome: str) -> None:
+    if outcome == registry.SENT_TEXT:
+        request.answer_delivered = True
+        DataSubjectRequest.objects.filter(pk=request.pk).update(answer_delivered=True)
+    elif outcome == registry.SENT_NOTICE:
+        request.answer_notified_at = timezone.now()
+        DataSubjectRequest.objects.filter(pk=request.pk).update(
+            answer_notified_at=request.answer_notified_at
+        )
+
+
+def dsr_deliver(*, request: DataSubjectRequest, text: str, erasure: bool = False) -> str:
+    """Send ``text`` to the subject on the request's answer channel; returns what was sent
+    (``registry.SENT_TEXT``, ``SENT_NOTICE`` or ``NOT_SENT``).
+
+    ``erasure``: the channel sends at once and keeps no copy (the data goes right after);
+    ``registry.DeliveryPostponed`` propagates so the erasure task retries later.
+    """
     channel = request.answer_channel
     if channel == Channel.EMAIL and request.answer_address:
         sent = send_mail(
@@ -318,15 +336,55 @@ def dsr_deliver(*, request: DataSubjectRequest, text: str) -> bool:
             recipient_list=[request.answer_address],
             fail_silently=True,
         )
-        return bool(sent)
+        return registry.SENT_TEXT if sent else registry.NOT_SENT
     sender = registry.channel_sender(channel)
     if sender is None or request.customer is None:
-        return False
+        return registry.NOT_SENT
     try:
-        return bool(sender(customer=request.customer, text=text))
+        return sender(
+            customer=request.customer,
+            text=text,
+            request_number=str(request.pk),
+            erasure=erasure,
+        )
+    except registry.DeliveryPostponed:
+        raise
     except Exception:
         logger.exception("dsr answer delivery failed", extra={"request_id": request.pk})
-        return False
+        return registry.NOT_SENT
+
+
+# Answers announced by template and not collected after this long are left to the DPO.
+AWAITING_ANSWER_DAYS = 30
+
+
+def dsr_answers_awaiting(customer: Any, *, now: Any = None) -> list[DataSubjectRequest]:
+    """Answers announced by template that the customer has not received yet (oldest first)."""
+    now = now or timezone.now()
+    return list(
+        DataSubjectRequest.objects.filter(
+            customer=customer,
+            answer_delivered=False,
+            answer_notified_at__gte=now - timedelta(days=AWAITING_ANSWER_DAYS),
+        )
+        .exclude(answer_text="")
+        .order_by("answered_at")
+    )
+
+
+def dsr_deliver_awaiting(customer: Any) -> int:
+    """The customer wrote (the window is open again): send the answers they were told about.
+
+    Called by the channel's inbound path; returns how many answers went out.
+    """
+    sent = 0
+    for request in dsr_answers_awaiting(customer):
+        if dsr_deliver(request=request, text=request.answer_text) == registry.SENT_TEXT:
+            with transaction.atomic():
+                DataSubjectRequest.objects.filter(pk=request.pk).update(answer_delivered=True)
+                _event(request, request.status, request.status, None, note="answer delivered")
+            sent += 1
+    return sent
 
 
 # --- texts (pt-BR, no personal data beyond counts) -----------------------------------------------

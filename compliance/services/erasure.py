@@ -142,10 +142,16 @@ def erasure_run(*, request_id: int) -> ErasureReport:
         keys.extend(provider.cache_keys(customer))
     report.object_refs = refs  # type: ignore[attr-defined]  # read by the change-log provider
 
-    # Deliver the answer first: the WhatsApp outbox needs the number, which the erasure removes.
-    # If the erasure then fails, the task retries it (the request is still open).
+    # Deliver the answer first, at once and without keeping a copy: the channel needs the
+    # number, which the erasure removes. A passing failure (DeliveryPostponed) leaves
+    # everything as it was and the task retries; an answer already sent is not sent twice when
+    # the erasure itself is retried.
     text = erasure_answer_text()
-    delivered = dsr_deliver(request=request, text=text)
+    delivered = request.answer_delivered
+    if not delivered:
+        delivered = dsr_deliver(request=request, text=text, erasure=True) != registry.NOT_SENT
+        if delivered:
+            DataSubjectRequest.objects.filter(pk=request.pk).update(answer_delivered=True)
     with transaction.atomic():
         for provider in registry.providers():
             provider.erase(customer, report, request=request)
