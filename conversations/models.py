@@ -13,6 +13,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ispsupport.crypto import EncryptedTextField
+
 # Meta lets a business answer freely for 24 hours after the customer's last message.
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
 
@@ -95,6 +97,7 @@ class Conversation(models.Model):
     - ``conv_state_queue``: the waiting queue across teams (supervisors, auto-assignment).
     - ``customer`` (FK index): a customer's previous conversations in the sidebar.
     - ``protocol`` (unique): search by protocol number.
+    - ``conv_opened_at`` / ``conv_closed_at``: the dashboard's figures for a period.
     """
 
     class State(models.TextChoices):
@@ -181,7 +184,19 @@ class Conversation(models.Model):
         _("resolução"), max_length=20, choices=Resolution.choices, blank=True
     )
     resolution_note = models.TextField(_("nota de encerramento"), blank=True)
+    # CSAT: the survey is requested at most once (``csat_requested_at`` is set by one
+    # conditional UPDATE, see conversations.csat); the answer, and an optional comment the
+    # customer writes right after it, arrive on the closed conversation.
+    csat_requested_at = models.DateTimeField(_("avaliação pedida em"), null=True, blank=True)
     csat_score = models.PositiveSmallIntegerField(_("avaliação (CSAT)"), null=True, blank=True)
+    csat_answered_at = models.DateTimeField(_("avaliação respondida em"), null=True, blank=True)
+    csat_comment = EncryptedTextField(_("comentário da avaliação"), null=True, blank=True)
+    csat_comment_at = models.DateTimeField(_("comentário recebido em"), null=True, blank=True)
+    # For the dashboard's aggregates (one GROUP BY on this table, no JSON or joins): what the
+    # conversation is about as the bot understood it, and when and why it left the bot.
+    intent = models.CharField(_("intenção"), max_length=40, blank=True)
+    escalated_at = models.DateTimeField(_("encaminhada em"), null=True, blank=True)
+    escalation_reason = models.CharField(_("motivo do encaminhamento"), max_length=60, blank=True)
     template_required = models.BooleanField(
         _("exige modelo aprovado"),
         default=False,
@@ -209,6 +224,10 @@ class Conversation(models.Model):
                 condition=Q(csat_score__isnull=True) | Q(csat_score__gte=1, csat_score__lte=5),
                 name="csat_between_1_and_5",
             ),
+            models.CheckConstraint(
+                condition=Q(csat_score__isnull=True) | Q(csat_answered_at__isnull=False),
+                name="csat_score_has_answered_at",
+            ),
         ]
         indexes = [
             models.Index(fields=["state", "assigned_agent"], name="conv_state_agent"),
@@ -228,6 +247,10 @@ class Conversation(models.Model):
                 condition=~Q(state="closed"),
                 name="conv_open_activity",
             ),
+            # The dashboard: conversations opened (volume by hour and intent) and closed
+            # (containment, resolution time, CSAT) in a period.
+            models.Index(fields=["opened_at"], name="conv_opened_at"),
+            models.Index(fields=["closed_at"], name="conv_closed_at"),
         ]
 
     def __str__(self) -> str:

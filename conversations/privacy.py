@@ -186,7 +186,11 @@ class ConversationsProvider(Provider):
         "pela Anatel"
     )
     fields = {
-        "conversations.conversation": {"resolution_note": Category.CONTENT},
+        "conversations.conversation": {
+            "resolution_note": Category.CONTENT,
+            # the customer's own words after the satisfaction survey (encrypted at rest)
+            "csat_comment": Category.CONTENT,
+        },
         "conversations.conversationnote": {"text": Category.CONTENT},
         "conversations.message": {
             "text": Category.CONTENT,
@@ -198,6 +202,9 @@ class ConversationsProvider(Provider):
         },
     }
     exempt = {
+        "conversations.conversation": {
+            "escalation_reason": "Código do motivo (ex.: bot:human_requested), nunca texto.",
+        },
         "conversations.conversationevent": {
             "data": "Só ids, motivos e números, nunca texto do cliente (docstring do modelo).",
         },
@@ -254,6 +261,9 @@ class ConversationsProvider(Provider):
                     "resolution": c.resolution,
                     "resolution_note": c.resolution_note,
                     "csat_score": c.csat_score,
+                    "csat_answered_at": _ts(c.csat_answered_at),
+                    "csat_comment": c.csat_comment,
+                    "csat_comment_at": _ts(c.csat_comment_at),
                     "events": [
                         {"kind": e.kind, "at": _ts(e.created_at), "data": e.data}
                         for e in c.events.all()
@@ -369,6 +379,16 @@ class ConversationsProvider(Provider):
         }
         if not dry_run:
             counts["media_files"] = len(files)
+        # The survey comment is the customer's text: it goes with the messages, while the
+        # score stays with the service record.
+        old_comments = Conversation.objects.filter(
+            state=Conversation.State.CLOSED,
+            closed_at__lt=retention_cutoff("messages", now),
+            csat_comment__isnull=False,
+        ).exclude(customer_id__in=held)
+        counts["csat_comments"] = (
+            old_comments.count() if dry_run else old_comments.update(csat_comment=None)
+        )
         # The service record (protocol, dates, classification) outlives the messages: 3 years.
         old_conversations = Conversation.objects.filter(
             state=Conversation.State.CLOSED,

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Presence, Role, Team, User
@@ -283,8 +283,9 @@ def conversation_escalate(
         if conv.state != Conversation.State.BOT:
             raise InvalidTransition()
         conv.state = Conversation.State.WAITING
-        conv.waiting_since = timezone.now()
-        fields = ["state", "waiting_since"]
+        conv.waiting_since = conv.escalated_at = timezone.now()
+        conv.escalation_reason = reason[:60]
+        fields = ["state", "waiting_since", "escalated_at", "escalation_reason"]
         if team is not None:
             conv.team = team
             fields.append("team")
@@ -400,14 +401,24 @@ def conversation_close(
     resolution: str,
     actor: User | None = None,
     note: str = "",
+    request_csat: bool = False,
 ) -> Conversation:
-    """Close a conversation for good. Closing twice is refused (a closed one never reopens)."""
+    """Close a conversation for good. Closing twice is refused (a closed one never reopens).
+
+    ``request_csat``: queue the satisfaction survey first, in the same transaction, when it is
+    due (``conversations.csat.csat_request_locked``: at most once per conversation, only
+    inside the 24-hour window).
+    """
     if resolution not in Conversation.Resolution.values:
         raise ServiceError(_("Resolução inválida."))
     with transaction.atomic():
         conv = _locked(conversation)
         if conv.state == Conversation.State.CLOSED:
             raise InvalidTransition(_("A conversa já foi encerrada."))
+        if request_csat:
+            from conversations.csat import csat_request_locked
+
+            csat_request_locked(conversation=conv, resolution=resolution)
         conv.state = Conversation.State.CLOSED
         conv.closed_at = timezone.now()
         conv.closed_by = actor
@@ -444,12 +455,14 @@ def message_record_inbound(
     context_wamid: str = "",
     payload: dict[str, Any] | None = None,
     errors: list[dict[str, Any]] | None = None,
+    count_unread: bool = True,
 ) -> tuple[Message, bool]:
     """Store a customer's message once per wamid; return ``(message, created)``.
 
     A replayed wamid (Meta retries for 7 days) returns the stored row unchanged. The
     conversation's last-customer-message time only moves forward, so late deliveries never
-    shorten the 24-hour window.
+    shorten the 24-hour window. ``count_unread=False``: nobody has to read it (a survey
+    answer on a closed conversation).
     """
     existing = Message.objects.filter(wamid=wamid).first()
     if existing is not None:
@@ -493,7 +506,7 @@ def message_record_inbound(
                 | Q(last_message__isnull=True)
                 | Q(last_message_at__lte=timestamp)
             ).update(last_message_at=timestamp, last_message=message)
-            if type != Message.Type.REACTION:
+            if count_unread and type != Message.Type.REACTION:
                 Conversation.objects.filter(pk=conversation.pk).update(
                     unread_count=F("unread_count") + 1
                 )
@@ -520,17 +533,25 @@ def message_record_outbound(
     media: MediaInfo | None = None,
     now: datetime | None = None,
     media_file: Any | None = None,
+    allow_closed: bool = False,
 ) -> Message:
     """Queue a reply in the outbox (status pending); delivery starts after commit.
 
     Free-form messages are refused outside the 24-hour customer-service window (Meta would
     reject them with 131047); templates are always allowed. ``media_file`` (an uploaded
     file) is stored on ``Message.media_file`` for the channel to upload before sending.
+    ``allow_closed``: a system message after the close (the CSAT thanks); people never
+    write to a closed conversation.
     """
     now = now or timezone.now()
     # The window moves with every inbound message: judge it on the stored row, not a stale copy.
     conversation.refresh_from_db(fields=["state", "last_customer_message_at", "first_response_at"])
-    if conversation.state == Conversation.State.CLOSED and type != Message.Type.TEMPLATE:
+    closed_ok = allow_closed and sender_kind == Message.SenderKind.SYSTEM
+    if (
+        conversation.state == Conversation.State.CLOSED
+        and type != Message.Type.TEMPLATE
+        and not closed_ok
+    ):
         raise InvalidTransition(_("A conversa já foi encerrada."))
     if type != Message.Type.TEMPLATE and not conversation.window_is_open(now):
         raise WindowClosed()
@@ -1084,41 +1105,6 @@ def message_send_template_by_agent(
     )
 
 
-def csat_interactive(conversation: Conversation) -> dict[str, Any]:
-    """The CSAT survey as a Graph interactive list (5 rows; ids ``csat:<conversation>:<1-5>``)."""
-    labels = {
-        5: _("5 · Excelente"),
-        4: _("4 · Bom"),
-        3: _("3 · Regular"),
-        2: _("2 · Ruim"),
-        1: _("1 · Péssimo"),
-    }
-    return {
-        "type": "list",
-        "header": {"type": "text", "text": str(_("Pesquisa de satisfação"))},
-        "body": {"text": csat_text(conversation)},
-        "action": {
-            "button": str(_("Avaliar")),
-            "sections": [
-                {
-                    "title": str(_("Sua nota")),
-                    "rows": [
-                        {"id": f"csat:{conversation.pk}:{score}", "title": str(label)}
-                        for score, label in labels.items()
-                    ],
-                }
-            ],
-        },
-    }
-
-
-def csat_text(conversation: Conversation) -> str:
-    return str(
-        _("Seu atendimento (protocolo %(protocol)s) foi encerrado. Como você avalia o atendimento?")
-        % {"protocol": conversation.protocol}
-    )
-
-
 def conversation_close_by_staff(
     *,
     conversation: Conversation,
@@ -1127,17 +1113,16 @@ def conversation_close_by_staff(
     note: str = "",
     send_csat: bool | None = None,
 ) -> Conversation:
-    """Close with a resolution; sends the CSAT survey first when the 24-hour window allows.
+    """Close with a resolution; sends the CSAT survey first when it is due.
 
     Agents close their own conversations; supervisors and admins any. The survey is recorded
-    in the same transaction as the close (through the outbox), so either both happen or none.
+    in the same transaction as the close (through the outbox), so either both happen or none;
+    ``send_csat=False`` skips it (``None``: as ``CSAT_ENABLED`` says).
     """
     if resolution not in Conversation.Resolution.values:
         raise InvalidInput(_("Resolução inválida."))
     if len(note or "") > 4000:
         raise InvalidInput(_("A nota pode ter no máximo 4.000 caracteres."))
-    if send_csat is None:
-        send_csat = getattr(settings, "CONVERSATIONS_CSAT_ENABLED", True)
     with transaction.atomic():
         conv = _locked(conversation)
         if conv.state == Conversation.State.CLOSED:
@@ -1145,22 +1130,13 @@ def conversation_close_by_staff(
         own = conv.state == Conversation.State.ASSIGNED and conv.assigned_agent_id == actor.pk
         if not _is_console_staff(actor) or not (own or _is_supervisor(actor)):
             raise ActionNotAllowed()
-        if (
-            send_csat
-            and resolution not in (Conversation.Resolution.SPAM, Conversation.Resolution.DUPLICATE)
-            and conv.window_is_open()
-        ):
-            # The customer reads Portuguese, whatever language the agent's screen is in.
-            with translation.override(settings.LANGUAGE_CODE):
-                text, interactive = csat_text(conv), csat_interactive(conv)
-            message_record_outbound(
-                conversation=conv,
-                sender_kind=Message.SenderKind.SYSTEM,
-                type=Message.Type.INTERACTIVE,
-                text=text,
-                payload={"interactive": interactive},
-            )
-        conversation_close(conversation=conv, resolution=resolution, actor=actor, note=note)
+        conversation_close(
+            conversation=conv,
+            resolution=resolution,
+            actor=actor,
+            note=note,
+            request_csat=send_csat is not False,
+        )
         conv.refresh_from_db()
     return _refresh(conversation, conv)
 
@@ -1401,10 +1377,18 @@ def live_events_prune(*, now: datetime | None = None) -> int:
 
 
 def conversation_record_bot_decision(
-    *, conversation_id: int, data: dict[str, Any]
+    *, conversation_id: int, data: dict[str, Any], intent: str = ""
 ) -> ConversationEvent:
     """Record the bot's decision as a system line (figures and labels only, never customer
-    text) and show it live on the console. Call inside the decision's transaction."""
+    text) and show it live on the console. Call inside the decision's transaction.
+
+    ``intent``: what the conversation is about, when this decision tells (the bot decides
+    which intents say so); kept on the conversation for the dashboard's volume by intent.
+    """
+    if intent:
+        Conversation.objects.filter(pk=conversation_id).exclude(intent=intent[:40]).update(
+            intent=intent[:40]
+        )
     event = ConversationEvent.objects.create(
         conversation_id=conversation_id, kind=ConversationEvent.Kind.BOT_DECISION, data=data
     )

@@ -36,6 +36,7 @@ from compliance.services import (
     service_record_text,
 )
 from conversations import services as conv_services
+from conversations.csat import csat_try_record
 from conversations.models import Conversation, Message
 from whatsapp.models import EarlyStatus, WebhookEvent
 from whatsapp.parsing import (
@@ -381,6 +382,9 @@ def _apply_message(change: Change, message: InboundMessage, report: ProcessRepor
         name=(contact.name or "") if contact else "",
         username=(contact.username or "") if contact else "",
     )
+    if csat_try_record(customer=customer, message=message):  # a survey answer: stays closed
+        report.messages_new += 1
+        return
     conversation, _opened = conv_services.conversation_get_or_open(
         customer=customer, business_number_id=change.phone_number_id or ""
     )

@@ -41,6 +41,25 @@ def text_message(
     return message
 
 
+def interactive_reply(
+    *,
+    reply_id: str,
+    title: str,
+    wa_id: str = "5511987654321",
+    kind: str = "list_reply",
+    wamid: str | None = None,
+    timestamp: int | None = None,
+) -> dict[str, Any]:
+    """A customer's tap on a list row (``list_reply``) or a reply button (``button_reply``)."""
+    return {
+        "from": wa_id,
+        "id": wamid or new_wamid(),
+        "timestamp": str(timestamp if timestamp is not None else int(time.time())),
+        "type": "interactive",
+        "interactive": {"type": kind, kind: {"id": reply_id, "title": title}},
+    }
+
+
 def status(
     *, wamid: str, status: str, recipient: str = "5511987654321", errors: list | None = None
 ) -> dict[str, Any]:

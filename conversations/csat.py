@@ -1,0 +1,303 @@
+"""CSAT: the satisfaction survey sent when a conversation closes, and the customer's answers.
+
+The writes of one feature, kept beside ``services.py`` (which calls in here when it closes):
+
+- ``csat_request_locked``: called by ``services.conversation_close`` on the locked row, before
+  it becomes closed. Queues the survey — a WhatsApp list message with five rows (Meta allows
+  at most three reply buttons) whose ids are ``csat:<conversation id>:<1-5>`` — when the
+  24-hour window is open. **At most once per conversation**: the request is claimed by one
+  conditional UPDATE of ``csat_requested_at`` (NULL → now), so a retried close or a
+  concurrent task finds it taken and queues nothing.
+- ``csat_try_record``: called by the inbound path for each new customer message, before it
+  would find or open a conversation. A rating (``list_reply``/``button_reply`` with a survey
+  id) is stored on the closed conversation it rates; a free text within
+  ``CONVERSATIONS_CSAT_COMMENT_MINUTES`` after the rating is that rating's comment. Either
+  way the message is kept on the closed conversation (its wamid keeps replays idempotent) and
+  True is returned: the caller opens no conversation and does not wake the bot. Everything
+  else returns False and flows as before.
+
+The comment is personal data: encrypted at rest (``Conversation.csat_comment``), exported,
+erased and expired by ``conversations.privacy``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
+
+from compliance.services import dsr_detect_kind
+from compliance.services.consent import is_marketing_stop_keyword
+from conversations import events
+from conversations.models import Conversation, Customer, Message
+
+logger = logging.getLogger(__name__)
+
+REPLY_ID = re.compile(r"^csat:(\d{1,18}):([1-5])$")
+COMMENT_MAX_LENGTH = 4096
+# No survey for contacts that were not a real service (nothing to rate).
+NOT_RATED = (Conversation.Resolution.SPAM, Conversation.Resolution.DUPLICATE)
+
+
+class CustomerMessage(Protocol):
+    """What the inbound path knows about a customer's message (whatsapp.parsing's shape)."""
+
+    wamid: str
+    kind: str
+    timestamp: datetime
+    text: str | None
+    reply_id: str | None
+    raw: dict[str, Any]
+
+
+# --- the survey ---------------------------------------------------------------------------------
+
+
+def csat_interactive(conversation: Conversation) -> dict[str, Any]:
+    """The survey as a Graph interactive list (5 rows; ids ``csat:<conversation>:<1-5>``)."""
+    labels = {
+        5: _("5 · Excelente"),
+        4: _("4 · Bom"),
+        3: _("3 · Regular"),
+        2: _("2 · Ruim"),
+        1: _("1 · Péssimo"),
+    }
+    return {
+        "type": "list",
+        "header": {"type": "text", "text": str(_("Pesquisa de satisfação"))},
+        "body": {"text": csat_text(conversation)},
+        "footer": {"text": str(_("Depois, se quiser, deixe um comentário."))},
+        "action": {
+            "button": str(_("Avaliar")),
+            "sections": [
+                {
+                    "title": str(_("Sua nota")),
+                    "rows": [
+                        {"id": f"csat:{conversation.pk}:{score}", "title": str(label)}
+                        for score, label in labels.items()
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def csat_text(conversation: Conversation) -> str:
+    return str(
+        _("Seu atendimento (protocolo %(protocol)s) foi encerrado. Como você avalia o atendimento?")
+        % {"protocol": conversation.protocol}
+    )
+
+
+def csat_enabled() -> bool:
+    return bool(getattr(settings, "CONVERSATIONS_CSAT_ENABLED", True))
+
+
+def comment_window() -> timedelta:
+    return timedelta(minutes=getattr(settings, "CONVERSATIONS_CSAT_COMMENT_MINUTES", 10))
+
+
+def csat_request_locked(
+    *, conversation: Conversation, resolution: str, now: datetime | None = None
+) -> Message | None:
+    """Queue the survey for a conversation about to close; None when none is due.
+
+    Call inside the close's transaction with the row locked (``select_for_update``), while the
+    conversation is still open (the outbox refuses closed ones). Nothing is queued when CSAT
+    is off, for spam/duplicates, outside the 24-hour window, or when a survey was already
+    requested. The claim and the message share a savepoint: if the message cannot be queued
+    the claim is undone, and the close goes on without a survey.
+    """
+    from conversations import services
+
+    now = now or timezone.now()
+    if not csat_enabled() or resolution in NOT_RATED or not conversation.window_is_open(now):
+        return None
+    try:
+        with transaction.atomic():
+            claimed = Conversation.objects.filter(
+                pk=conversation.pk, csat_requested_at__isnull=True
+            ).update(csat_requested_at=now)
+            if not claimed:
+                return None
+            # The customer reads Portuguese, whatever language the agent's screen is in.
+            with translation.override(settings.LANGUAGE_CODE):
+                text, interactive = csat_text(conversation), csat_interactive(conversation)
+            message = services.message_record_outbound(
+                conversation=conversation,
+                sender_kind=Message.SenderKind.SYSTEM,
+                type=Message.Type.INTERACTIVE,
+                text=text,
+                payload={"interactive": interactive},
+                now=now,
+            )
+    except services.ServiceError as exc:
+        logger.info("csat: survey not queued", extra={"error": exc.code})
+        return None
+    conversation.csat_requested_at = now
+    return message
+
+
+# --- the answers --------------------------------------------------------------------------------
+
+
+def parse_reply_id(reply_id: str | None) -> tuple[int, int] | None:
+    """``csat:<conversation id>:<score>`` → ``(conversation id, score)``; None otherwise."""
+    match = REPLY_ID.match((reply_id or "").strip())
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2))
+
+
+def csat_try_record(*, customer: Customer, message: CustomerMessage) -> bool:
+    """Record ``message`` as a survey answer or its comment; False when it is neither.
+
+    Call inside the inbound message's transaction, after the customer is resolved and before
+    a conversation is found or opened. True means the message is stored on the closed
+    conversation it belongs to and nothing else must happen to it (no new conversation, no
+    bot). Idempotent: a replayed wamid is stored once and never records twice.
+    """
+    if message.kind == "interactive":
+        parsed = parse_reply_id(message.reply_id)
+        if parsed is None:
+            return False
+        conversation_id, score = parsed
+        conversation = Conversation.objects.filter(
+            pk=conversation_id, customer=customer, state=Conversation.State.CLOSED
+        ).first()
+        if conversation is None:
+            return False  # someone else's or an open conversation: not a survey answer
+        if _store(conversation, message):
+            csat_record_score(conversation=conversation, score=score, at=message.timestamp)
+        return True
+    if message.kind == "text":
+        text = (message.text or "").strip()
+        if not text or _is_rights_request(text):
+            return False
+        conversation = _awaiting_comment(customer, message.timestamp)
+        if conversation is None:
+            return False
+        if _store(conversation, message):
+            csat_record_comment(conversation=conversation, text=text, at=message.timestamp)
+        return True
+    return False
+
+
+def _is_rights_request(text: str) -> bool:
+    """ "SAIR" or a data-rights request is never swallowed as a comment (LGPD Art. 8 §5, 18)."""
+    return is_marketing_stop_keyword(text) or dsr_detect_kind(text) is not None
+
+
+def _awaiting_comment(customer: Customer, at: datetime) -> Conversation | None:
+    """The customer's conversation rated within the comment window and still without a
+    comment, when the customer has no open conversation (then the text belongs there)."""
+    if customer.conversations.exclude(state=Conversation.State.CLOSED).exists():
+        return None
+    return (
+        customer.conversations.filter(
+            state=Conversation.State.CLOSED,
+            csat_answered_at__isnull=False,
+            csat_answered_at__lte=at,
+            csat_answered_at__gte=at - comment_window(),
+            csat_comment_at__isnull=True,
+        )
+        .order_by("-csat_answered_at")
+        .first()
+    )
+
+
+def _store(conversation: Conversation, message: CustomerMessage) -> bool:
+    """Keep the customer's message on the closed conversation; False when a concurrent
+    worker stored this wamid first (it records the answer, not us)."""
+    from conversations import services
+
+    title = message.text or ""
+    _stored, created = services.message_record_inbound(
+        conversation=conversation,
+        wamid=message.wamid[:191],
+        type=message.kind,
+        timestamp=message.timestamp,
+        text=title,
+        payload=message.raw,
+        count_unread=False,
+    )
+    return created
+
+
+def csat_record_score(*, conversation: Conversation, score: int, at: datetime) -> bool:
+    """Store the rating (1–5) once; True when this call stored it.
+
+    A second answer to the same survey changes nothing (the first one counts). When stored,
+    the customer is thanked and invited to comment, and the dashboard and console are told.
+    """
+    if score not in range(1, 6):
+        raise ValueError(score)
+    with transaction.atomic():
+        stored = (
+            Conversation.objects.filter(pk=conversation.pk, csat_score__isnull=True).update(
+                csat_score=score, csat_answered_at=at
+            )
+            > 0
+        )
+        if not stored:
+            return False
+        conversation.csat_score, conversation.csat_answered_at = score, at
+        events.publish_conversation(
+            conversation_id=conversation.pk, kind="conversation.csat", data={"score": score}
+        )
+        minutes = int(comment_window().total_seconds() // 60)
+        with translation.override(settings.LANGUAGE_CODE):
+            text = str(
+                _(
+                    "Obrigado pela sua avaliação! Se quiser, escreva nos próximos %(minutes)d "
+                    "minutos um comentário sobre o atendimento."
+                )
+                % {"minutes": minutes}
+            )
+        _send_system(conversation, text)
+    return True
+
+
+def csat_record_comment(*, conversation: Conversation, text: str, at: datetime) -> bool:
+    """Store the optional comment once (encrypted); True when this call stored it."""
+    text = text.strip()[:COMMENT_MAX_LENGTH]
+    if not text:
+        return False
+    with transaction.atomic():
+        stored = (
+            Conversation.objects.filter(pk=conversation.pk, csat_comment_at__isnull=True).update(
+                csat_comment=text, csat_comment_at=at
+            )
+            > 0
+        )
+        if not stored:
+            return False
+        conversation.csat_comment, conversation.csat_comment_at = text, at
+        events.publish_conversation(conversation_id=conversation.pk, kind="conversation.csat")
+        with translation.override(settings.LANGUAGE_CODE):
+            thanks = str(_("Recebemos o seu comentário. Obrigado!"))
+        _send_system(conversation, thanks)
+    return True
+
+
+def _send_system(conversation: Conversation, text: str) -> None:
+    """A short system message on the closed conversation (the window is open: the customer
+    just wrote); never fails the answer being recorded."""
+    from conversations import services
+
+    try:
+        with transaction.atomic():
+            services.message_record_outbound(
+                conversation=conversation,
+                sender_kind=Message.SenderKind.SYSTEM,
+                text=text,
+                allow_closed=True,
+            )
+    except services.ServiceError as exc:
+        logger.info("csat: follow-up not queued", extra={"error": exc.code})
