@@ -12,3 +12,12 @@ class BotConfig(AppConfig):
         from bot import privacy
 
         privacy.register_all()
+        # The dashboard (conversations) shows intents and escalation reasons by name.
+        from bot.models import INTENT_CHOICES, EscalationRule
+        from conversations import hooks
+
+        hooks.register_labels("intent", dict(INTENT_CHOICES))
+        hooks.register_labels(
+            "escalation_reason",
+            {f"bot:{value}": label for value, label in EscalationRule.Reason.choices},
+        )

@@ -185,7 +185,9 @@ def _decide_and_apply(
     elif outcome.action == "closed":
         _send(conversation, type="text", text=replies.closing(protocol=conversation.protocol))
         conversation_close(
-            conversation=conversation, resolution=Conversation.Resolution.RESOLVED_BY_BOT
+            conversation=conversation,
+            resolution=Conversation.Resolution.RESOLVED_BY_BOT,
+            request_csat=True,
         )
     elif outcome.action == "escalated":
         if outcome.answer:
@@ -307,4 +309,26 @@ def bot_decision_record_event(*, decision: BotDecision, note: str = "") -> Conve
         data["fallback_reason"] = decision.fallback_reason
     if note:
         data["note"] = note
-    return conversation_record_bot_decision(conversation_id=decision.conversation_id, data=data)
+    return conversation_record_bot_decision(
+        conversation_id=decision.conversation_id, data=data, intent=_topic(decision)
+    )
+
+
+# Intents that say what a conversation is about only while nothing better is known.
+_WEAK_TOPICS = frozenset({"other", "human"})
+
+
+def _topic(decision: BotDecision) -> str:
+    """The intent to keep on the conversation (the dashboard's volume by intent), or "".
+
+    Greetings never say what a contact is about; "other" and "asked for a person" do only
+    until a subject is known; a subject replaces any earlier one (the latest is what the
+    conversation turned out to be about).
+    """
+    intent = decision.intent
+    if not intent or intent == "greeting":
+        return ""
+    current = decision.conversation.intent
+    if intent in _WEAK_TOPICS and current:
+        return ""
+    return intent

@@ -1,10 +1,12 @@
 """The console's one WebSocket (``/ws/console/``): authenticate, join groups, relay.
 
 Client → server messages (JSON): ``{"type": "resume", "since": <seq>}`` (catch up on what was
-missed), ``{"type": "heartbeat", "state": "online"|"away"}`` and
-``{"type": "typing", "conversation": <id>}``. Server → client: ``{"type": "ready", ...}``,
-``{"type": "event", "seq", "kind", "conversation_id", "data", "at"}`` and
-``{"type": "catchup", "events": [...], "resync": bool}``.
+missed), ``{"type": "heartbeat", "state": "online"|"away"}``,
+``{"type": "typing", "conversation": <id>}`` and ``{"type": "subscribe", "topic": "dashboard"}``
+(supervisors and admins; others get ``{"type": "error", "code": "forbidden"}``). Server →
+client: ``{"type": "ready", ...}``, ``{"type": "event", "seq", "kind", "conversation_id",
+"data", "at"}``, ``{"type": "catchup", "events": [...], "resync": bool}`` and
+``{"type": "subscribed", "topic", "interval"}``.
 
 Async, with every database touch in ``database_sync_to_async`` calls to selectors and services:
 relaying an event is then a coroutine, not a hop through the one thread that sync consumers
@@ -38,6 +40,14 @@ def _admit(user: Any, session: Any) -> list[str] | None:
 def _connected(user: Any) -> int:
     services.agent_socket_connected(user=user)
     return selectors.live_event_latest_seq()
+
+
+def _may_watch_dashboard(user: Any) -> bool:
+    """Read the roles again: a socket outlives a role change made after it connected."""
+    from accounts.models import User
+
+    fresh = User.objects.filter(pk=user.pk).first()
+    return fresh is not None and access.user_is_supervisor(fresh)
 
 
 def _typing(user: Any, conversation_id: int) -> None:
@@ -101,6 +111,26 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             )
         elif kind == "typing":
             await self._typing(content.get("conversation"))
+        elif kind == "subscribe":
+            await self._subscribe(content.get("topic"))
+
+    async def _subscribe(self, topic: Any) -> None:
+        if topic != "dashboard":
+            await self.send_json({"type": "error", "code": "unknown_topic"})
+            return
+        if not await database_sync_to_async(_may_watch_dashboard)(self.user):
+            await self.send_json({"type": "error", "code": "forbidden", "topic": topic})
+            return
+        if events.GROUP_DASHBOARD not in self.joined:
+            await self.channel_layer.group_add(events.GROUP_DASHBOARD, self.channel_name)
+            self.joined.append(events.GROUP_DASHBOARD)
+        await self.send_json(
+            {
+                "type": "subscribed",
+                "topic": topic,
+                "interval": settings.DASHBOARD_PUSH_INTERVAL_SECONDS,
+            }
+        )
 
     async def _resume(self, since: Any) -> None:
         try:

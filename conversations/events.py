@@ -8,6 +8,9 @@ transaction commits (``transaction.on_commit``) and only to the audience compute
   group (or the "no team" group), its assigned agent's own group, and the admins' group.
 - ``presence_audience``: supervisors and admins.
 - ``user_groups``: the groups a user's socket joins.
+- ``GROUP_DASHBOARD``: sockets of supervisors and admins that subscribed to the dashboard
+  (the consumer checks the role); they hear ``dashboard.changed`` — no data at all, the page
+  refetches its own figures — at most once per ``DASHBOARD_PUSH_INTERVAL_SECONDS``.
 
 An event carries ids and states, never customer text; the console fetches the partial it needs
 through a permission-checked view. Each event is stored (``LiveEvent``) before it is sent, and
@@ -24,6 +27,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -35,6 +39,8 @@ logger = logging.getLogger(__name__)
 GROUP_ADMINS = "console.all"
 GROUP_NO_TEAM = "console.noteam"
 GROUP_SUPERVISORS = "console.supervisors"
+GROUP_DASHBOARD = "console.dashboard"
+DASHBOARD_THROTTLE_KEY = "console:dashboard:notified"
 HANDLER = "console.event"  # the consumer method ``console_event``
 
 
@@ -161,6 +167,8 @@ def publish_conversation(
             | extra
         )
         _store_and_send(kind=kind, groups=groups, conversation_id=conversation_id, data=payload)
+        if kind.startswith("conversation."):
+            notify_dashboard()
 
     transaction.on_commit(_send)
 
@@ -168,10 +176,41 @@ def publish_conversation(
 def publish_presence(*, user_id: Any, presence: str) -> None:
     """After commit, tell supervisors and admins that an agent's presence changed."""
     data = {"user_id": str(user_id), "presence": presence}
-    transaction.on_commit(
-        lambda: _store_and_send(
+
+    def _send() -> None:
+        _store_and_send(
             kind="presence", groups=presence_audience(), conversation_id=None, data=data
         )
+        notify_dashboard()
+
+    transaction.on_commit(_send)
+
+
+def notify_dashboard() -> None:
+    """Tell the dashboards that a figure may have changed (call after commit).
+
+    Throttled across processes with one cache key: at most one notice per
+    ``DASHBOARD_PUSH_INTERVAL_SECONDS``. Nothing is lost in a quiet interval: the page fetches
+    once more an interval after every notice it gets, and every minute anyway (waits grow).
+    The notice carries no figures and no ids, so one group serves every dashboard whatever
+    the teams its viewer may see.
+    """
+    interval = int(getattr(settings, "DASHBOARD_PUSH_INTERVAL_SECONDS", 2))
+    if interval > 0:
+        try:
+            if not cache.add(DASHBOARD_THROTTLE_KEY, 1, timeout=interval):
+                return
+        except Exception:
+            logger.warning("events: cache unavailable, dashboard notice not throttled")
+    _layer_send(
+        {GROUP_DASHBOARD},
+        {
+            "seq": None,
+            "kind": "dashboard.changed",
+            "conversation_id": None,
+            "data": {"interval": interval},
+            "at": timezone.now().isoformat(),
+        },
     )
 
 

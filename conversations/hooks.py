@@ -3,13 +3,18 @@
 ``conversations`` may not import ``whatsapp``; the console still needs the channel's approved
 templates (to offer them outside the 24-hour window) and to send read receipts when an agent
 opens a conversation. The whatsapp app registers both here.
+
+Labels: the dashboard counts conversations by intent and by escalation reason, values the bot
+and the channel define. They register the pt-BR labels of their values (``register_labels``);
+the dashboard shows an unknown value as it is.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 
@@ -63,3 +68,17 @@ def send_read_receipts_on_commit(conversation_id: int) -> None:
             )
 
     transaction.on_commit(_send)
+
+
+_labels: dict[str, dict[str, Any]] = {}
+
+
+def register_labels(kind: str, labels: Mapping[str, Any]) -> None:
+    """Add people's names for values of ``kind`` ("intent", "escalation_reason")."""
+    _labels.setdefault(kind, {}).update(labels)
+
+
+def label(kind: str, value: str) -> str:
+    """The registered label of ``value`` (translated now), else the value itself."""
+    found = _labels.get(kind, {}).get(value)
+    return str(found) if found is not None else value

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from conversations import views
+from conversations import dashboard_views, views
 
 app_name = "console"
 
@@ -26,4 +26,9 @@ urlpatterns = [
     path("partials/row/<int:pk>/", views.row_partial, name="row"),
     path("partials/message/<int:pk>/", views.message_partial, name="message"),
     path("partials/presence/", views.presence_partial, name="presence"),
+    # supervisors and admins
+    path("dashboard/", dashboard_views.dashboard_page, name="dashboard"),
+    path("dashboard/live/", dashboard_views.dashboard_live, name="dashboard-live"),
+    path("dashboard/snapshot/", dashboard_views.dashboard_snapshot, name="dashboard-snapshot"),
+    path("dashboard/export.csv", dashboard_views.dashboard_export, name="dashboard-export"),
 ]

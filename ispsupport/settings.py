@@ -397,6 +397,10 @@ PROTOCOL_SEQUENCE_DIGITS = 6
 CONVERSATIONS_AUTO_ASSIGN = env_bool("AUTO_ASSIGN", True)
 CONVERSATIONS_RETURN_AFTER_MINUTES = env_int("RETURN_TO_QUEUE_AFTER_MINUTES", 5)
 CONVERSATIONS_CSAT_ENABLED = env_bool("CSAT_ENABLED", True)
+# A free text this soon after the rating is its comment; later ones open a new conversation.
+CONVERSATIONS_CSAT_COMMENT_MINUTES = env_int("CSAT_COMMENT_MINUTES", 10)
+# The dashboard hears "something changed" at most once per interval (it then refetches).
+DASHBOARD_PUSH_INTERVAL_SECONDS = env_int("DASHBOARD_PUSH_INTERVAL_SECONDS", 2)
 CONSOLE_HEARTBEAT_SECONDS = env_int("CONSOLE_HEARTBEAT_SECONDS", 20)
 CONSOLE_PRESENCE_TIMEOUT_SECONDS = env_int("CONSOLE_PRESENCE_TIMEOUT_SECONDS", 75)
 CONSOLE_EVENT_RETENTION_MINUTES = env_int("CONSOLE_EVENT_RETENTION_MINUTES", 360)
@@ -611,7 +615,7 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
             "contract_ref",
         ],
     },
-    {"model": "conversations.Conversation", "mask_fields": ["resolution_note"]},
+    {"model": "conversations.Conversation", "mask_fields": ["resolution_note", "csat_comment"]},
     {"model": "conversations.ConversationNote", "mask_fields": ["text"]},
     {
         "model": "compliance.DataSubjectRequest",

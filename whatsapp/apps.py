@@ -27,6 +27,10 @@ class WhatsappConfig(AppConfig):
 
         hooks.register_template_provider(_approved_templates)
         hooks.register_read_receipt_sender(_send_read_receipts)
+        hooks.register_labels(
+            "escalation_reason",
+            {"stale_message": _("Mensagem antiga reenviada pelo WhatsApp")},
+        )
         # Failing while Meta answered 190 (token expired or revoked) recently.
         health.register_check("whatsapp_token", delivery.token_check)
 

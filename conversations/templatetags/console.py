@@ -347,3 +347,36 @@ def decorate_rows(rows, user, labels: dict[str, str]) -> None:
             "window_iso": window_expires_iso(c),
             "window_left": window_left(c),
         }
+
+
+@register.filter
+def seconds_short(value: float | None) -> str:
+    """A duration for the dashboard: "45 s", "12 min", "2 h 05", "3 d 4 h"; "—" when none."""
+    if value is None:
+        return "—"
+    seconds = max(0, round(value))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {rest:02d}"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    """ "37,5%" (pt-BR decimal comma), "—" when there is no figure."""
+    if value is None:
+        return "—"
+    return f"{value:.1f}".replace(".", ",") + "%"
+
+
+@register.filter
+def decimal1(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.1f}".replace(".", ",")

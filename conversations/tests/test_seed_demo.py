@@ -1,10 +1,14 @@
 """The demo seed: users per role that can open /admin/, teams, conversations in every state."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from accounts.models import User
 from accounts.tests.helpers import login_verified
+from conversations import dashboard
 from conversations.models import Conversation, Customer
 
 pytestmark = pytest.mark.django_db
@@ -40,3 +44,15 @@ def test_seed_demo_is_refused_when_debug_is_off(settings):
     with pytest.raises(CommandError, match="DEBUG"):
         call_command("seed_demo", customers=5)
     assert not User.objects.filter(username="agent").exists()
+
+
+def test_seed_demo_gives_the_dashboard_something_to_show(settings):
+    settings.DEBUG = True
+    call_command("seed_demo", customers=30)
+    admin = User.objects.get(username="admin")
+    period = dashboard.Period(timezone.localdate() - timedelta(days=60), timezone.localdate())
+    figures = dashboard.period_figures(user=admin, period=period)
+    assert figures.csat.answered > 0 and figures.closed_by_bot > 0
+    assert figures.first_response.p50 > 0 and figures.resolution.p50 > 0
+    assert any(i.key for i in dashboard.volume_by_intent(user=admin, period=period))
+    assert dashboard.escalation_reasons(user=admin, period=period)

@@ -96,6 +96,11 @@ MATRIX: dict[str, tuple[int, int, int, int, int]] = {
     "console/partials/row/<int:pk>/": (A, 204, 204, 204, F),  # not in the current list
     "console/partials/message/<int:pk>/": (A, 200, 200, 200, F),
     "console/partials/presence/": (A, F, 200, 200, F),
+    # the dashboard: supervisors and admins only
+    "console/dashboard/": (A, F, 200, 200, F),
+    "console/dashboard/live/": (A, F, 200, 200, F),
+    "console/dashboard/snapshot/": (A, F, 200, 200, F),
+    "console/dashboard/export.csv": (A, F, 200, 200, F),
     # REST API (session or token; the DPO has no console API). Anonymous: 401 with
     # WWW-Authenticate: Bearer (the token class comes first). The schema and its docs page
     # are for the API's users only.

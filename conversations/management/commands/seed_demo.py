@@ -147,6 +147,41 @@ SCRIPTS: list[tuple[str, int, list[str], list[str]]] = [
 ]
 
 
+# The bot's reading of each script (the dashboard's volume by intent), in SCRIPTS order.
+SCRIPT_INTENTS = [
+    "no_connection",
+    "slow_connection",
+    "billing",
+    "payment_confirmation",
+    "plan_change",
+    "technical_visit",
+    "cancellation",
+    "human",
+    "other",
+    "billing",
+]
+# Why the bot handed a script over, when it did (else one of ESCALATION_REASONS).
+SCRIPT_REASONS = {6: "bot:cancellation", 7: "bot:human_requested"}
+ESCALATION_REASONS = [
+    "bot:human_requested",
+    "bot:low_confidence",
+    "bot:no_grounded_answer",
+    "bot:negative_sentiment",
+    "bot:too_many_turns",
+]
+# Scripts the bot can resolve alone (second copy of the bill, slow connection tips).
+BOT_RESOLVABLE = [1, 2, 9]
+CSAT_SCORES = [5] * 45 + [4] * 25 + [3] * 12 + [2] * 8 + [1] * 10
+CSAT_COMMENTS = [
+    "Atendimento rápido, resolveu meu problema.",
+    "A atendente foi muito educada, obrigado!",
+    "Demorou um pouco para alguém responder.",
+    "O robô já mandou a segunda via, ótimo.",
+    "Precisei explicar tudo de novo para o atendente.",
+    "Excelente, a internet voltou na hora.",
+]
+
+
 class Command(BaseCommand):
     help = "Cria dados de demonstração (usuários por papel, equipes, clientes e conversas)."
 
@@ -226,7 +261,7 @@ class Command(BaseCommand):
             for slug, team in teams.items()
         }
         now = timezone.now()
-        states = ["bot", "waiting", "assigned", "closed", "closed"]
+        states = ["bot", "waiting", "assigned", "closed", "closed", "bot_resolved"]
         for i in range(count):
             with transaction.atomic():
                 name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
@@ -242,11 +277,18 @@ class Command(BaseCommand):
                         rng, customer, teams, agents, "closed", now - timedelta(days=40)
                     )
                 state = states[i % len(states)]
-                started = now - timedelta(minutes=rng.randint(5, 60 * 20))
+                # Open ones arrived lately; closed ones over today's working hours.
+                minutes = rng.randint(5, 90) if state in ("bot", "waiting") else None
+                if minutes is None:
+                    minutes = rng.randint(15, max(16, _minutes_since_7am(now)))
+                started = now - timedelta(minutes=minutes)
                 self._conversation(rng, customer, teams, agents, state, started)
 
     def _conversation(self, rng, customer, teams, agents, state, started) -> None:
-        team_slug, priority, lines, replies = rng.choice(SCRIPTS)
+        script = rng.randrange(len(SCRIPTS))
+        if state == "bot_resolved":
+            script = rng.choice(BOT_RESOLVABLE)
+        team_slug, priority, lines, replies = SCRIPTS[script]
         conv = services.conversation_open(customer=customer, opened_at=started)
         t = started
         for line in lines:
@@ -258,11 +300,26 @@ class Command(BaseCommand):
                 text=line,
                 timestamp=t,
             )
+        services.conversation_record_bot_decision(
+            conversation_id=conv.pk,
+            data={"action": "demo", "intent": SCRIPT_INTENTS[script]},
+            intent=SCRIPT_INTENTS[script],
+        )
         if state == "bot":
             return
+        if state == "bot_resolved":
+            services.conversation_close(
+                conversation=conv, resolution=Conversation.Resolution.RESOLVED_BY_BOT
+            )
+            self._history(rng, conv, closed_at=t + timedelta(seconds=rng.randint(30, 240)))
+            return
+        reason = SCRIPT_REASONS.get(script) or rng.choice(ESCALATION_REASONS)
         conv = services.conversation_escalate(
-            conversation=conv, reason="demo", team=teams[team_slug], priority=priority
+            conversation=conv, reason=reason, team=teams[team_slug], priority=priority
         )
+        # The service stamps "now"; the demo's story happened earlier.
+        t += timedelta(seconds=rng.randint(10, 60))
+        Conversation.objects.filter(pk=conv.pk).update(escalated_at=t, waiting_since=t)
         if state == "waiting":
             return
         team_agents = agents.get(team_slug) or []
@@ -295,6 +352,30 @@ class Command(BaseCommand):
                 resolution=Conversation.Resolution.RESOLVED,
                 actor=agent,
             )
+            self._history(rng, conv, closed_at=t + timedelta(minutes=rng.randint(2, 40)))
+
+    def _history(self, rng, conv: Conversation, *, closed_at) -> None:
+        """A closed demo conversation: closed when its story ended (not when seeded), and the
+        customer's answer to the satisfaction survey (seven in ten answer, some comment).
+
+        Written directly: going through ``conversations.csat`` would queue real WhatsApp
+        messages for a demo that is being seeded."""
+        closed_at = min(closed_at, timezone.now())
+        updates = {"closed_at": closed_at, "csat_requested_at": closed_at}
+        if rng.random() < 0.7:
+            answered = closed_at + timedelta(seconds=rng.randint(20, 600))
+            updates.update(csat_score=rng.choice(CSAT_SCORES), csat_answered_at=answered)
+            if rng.random() < 0.3:
+                updates.update(
+                    csat_comment=rng.choice(CSAT_COMMENTS),
+                    csat_comment_at=answered + timedelta(seconds=rng.randint(20, 120)),
+                )
+        Conversation.objects.filter(pk=conv.pk).update(**updates)
+
+
+def _minutes_since_7am(now) -> int:
+    local = timezone.localtime(now)
+    return max(0, (local.hour - 7) * 60 + local.minute)
 
 
 def _fake_cpf(rng: random.Random) -> str:

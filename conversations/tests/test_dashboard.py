@@ -1,0 +1,294 @@
+"""The supervisors' dashboard: who may open it, the figures against known data, the CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, time, timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import Presence, Role
+from accounts.tests.factories import TeamFactory, UserFactory
+from conversations import dashboard
+from conversations.models import Conversation
+from conversations.tests.factories import ConversationFactory
+
+pytestmark = pytest.mark.django_db
+
+DAY = date(2026, 3, 10)  # a Tuesday; all times below are São Paulo local times
+URLS = (
+    "/console/dashboard/",
+    "/console/dashboard/live/",
+    "/console/dashboard/snapshot/",
+    "/console/dashboard/export.csv",
+)
+
+
+def at(hh: int, mm: int, day: date = DAY) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time(hh, mm)))
+
+
+def closed(team, opened, closed_at, resolution="resolved", **fields) -> Conversation:
+    return ConversationFactory(
+        team=team,
+        state=Conversation.State.CLOSED,
+        opened_at=opened,
+        closed_at=closed_at,
+        resolution=resolution,
+        **fields,
+    )
+
+
+def csat(score: int, answered: datetime, **extra) -> dict:
+    return {
+        "csat_score": score,
+        "csat_answered_at": answered,
+        "csat_requested_at": answered,
+        **extra,
+    }
+
+
+@pytest.fixture
+def day_of_work(team_support, team_billing, agent):
+    """A known day: 7 conversations opened on DAY, 6 of them closed (one as spam)."""
+    esc = {"escalated_at": None}
+    rows = {
+        # opened 09:10, waited for a person from 09:12, answered 09:17, closed 09:40
+        "c1": closed(
+            team_support,
+            at(9, 10),
+            at(9, 40),
+            intent="no_connection",
+            escalated_at=at(9, 12),
+            escalation_reason="bot:human_requested",
+            first_response_at=at(9, 17),
+            assigned_agent=agent,
+            **csat(5, at(9, 41), csat_comment="Ótimo!", csat_comment_at=at(9, 42)),
+        ),
+        "c2": closed(
+            team_support,
+            at(9, 30),
+            at(10, 30),
+            intent="no_connection",
+            escalated_at=at(9, 31),
+            escalation_reason="bot:low_confidence",
+            first_response_at=at(9, 41),
+            **csat(4, at(10, 31)),
+        ),
+        # the bot resolved these two without any human
+        "c3": closed(
+            team_billing,
+            at(14, 0),
+            at(14, 5),
+            "resolved_by_bot",
+            intent="billing",
+            **csat(3, at(14, 6)),
+        ),
+        "c4": closed(
+            team_billing,
+            at(14, 20),
+            at(14, 22),
+            "resolved_by_bot",
+            intent="billing",
+            csat_requested_at=at(14, 22),
+            **esc,
+        ),
+        "c5": closed(
+            team_support,
+            at(15, 0),
+            at(16, 0),
+            escalated_at=at(15, 1),
+            escalation_reason="bot:human_requested",
+            first_response_at=at(15, 21),
+            **csat(1, at(16, 2)),
+        ),
+        "spam": closed(team_support, at(16, 0), at(16, 1), "spam"),
+        # still being served; answered 40 min after opening (never went through the bot)
+        "c7": ConversationFactory(
+            team=team_support,
+            state=Conversation.State.ASSIGNED,
+            assigned_agent=agent,
+            opened_at=at(10, 0),
+            first_response_at=at(10, 40),
+        ),
+    }
+    # Another team's day, which the supervisor (suporte + financeiro) does not see.
+    elsewhere = TeamFactory(slug="outra-cidade")
+    closed(elsewhere, at(11, 0), at(11, 5), "resolved_by_bot", **csat(5, at(11, 6)))
+    return rows
+
+
+def test_period_figures_match_the_known_day(supervisor, day_of_work):
+    figures = dashboard.period_figures(user=supervisor, period=dashboard.Period(DAY, DAY))
+
+    assert (figures.opened, figures.escalated, figures.closed) == (7, 3, 6)
+    # containment: 2 resolved by the bot out of 5 closed (spam left out)
+    assert (figures.closed_by_bot, figures.closed_rated) == (2, 5)
+    assert figures.containment_rate == pytest.approx(40.0)
+    # first response (s): 300, 600, 1200, 2400 → p50 900, p90 2040 (linear interpolation)
+    assert figures.first_response.count == 4
+    assert figures.first_response.p50 == pytest.approx(900)
+    assert figures.first_response.p90 == pytest.approx(2040)
+    # resolution (s): 120, 300, 1800, 3600, 3600 → p50 1800, p90 3600
+    assert figures.resolution.count == 5
+    assert figures.resolution.p50 == pytest.approx(1800)
+    assert figures.resolution.p90 == pytest.approx(3600)
+    # CSAT: 5, 4, 3, 1 → 3.25; five surveys sent; one comment
+    assert figures.csat.answered == 4 and figures.csat.requested == 5
+    assert figures.csat.average == pytest.approx(3.25)
+    assert figures.csat.distribution == {1: 1, 2: 0, 3: 1, 4: 1, 5: 1}
+    assert figures.csat.comments == 1
+
+
+def test_admins_see_every_team_supervisors_only_theirs(supervisor, admin_member, day_of_work):
+    period = dashboard.Period(DAY, DAY)
+    assert dashboard.period_figures(user=supervisor, period=period).closed == 6
+    assert dashboard.period_figures(user=admin_member, period=period).closed == 7
+
+
+def test_volume_by_hour_intent_and_escalation_reasons(supervisor, day_of_work):
+    period = dashboard.Period(DAY, DAY)
+
+    hours = dashboard.volume_by_hour(user=supervisor, period=period)
+    assert {h: n for h, n in enumerate(hours) if n} == {9: 2, 10: 1, 14: 2, 15: 1, 16: 1}
+
+    intents = {(i.key, i.count) for i in dashboard.volume_by_intent(user=supervisor, period=period)}
+    assert intents == {("no_connection", 2), ("billing", 2), ("", 3)}
+    labels = {i.key: i.label for i in dashboard.volume_by_intent(user=supervisor, period=period)}
+    assert labels["billing"] == "Fatura / 2ª via / PIX"  # registered by the bot app
+    assert labels[""] == "Não identificada"
+
+    reasons = dashboard.escalation_reasons(user=supervisor, period=period)
+    assert [(r.key, r.label, r.count) for r in reasons] == [
+        ("bot:human_requested", "Cliente pediu atendente", 2),
+        ("bot:low_confidence", "Confiança baixa na intenção", 1),
+    ]
+
+
+def test_waiting_count_longest_wait_and_agents_now(supervisor, agent, team_support):
+    now = timezone.now()
+    ConversationFactory(
+        team=team_support, state="waiting", waiting_since=now - timedelta(minutes=30)
+    )
+    ConversationFactory(
+        team=team_support, state="waiting", waiting_since=now - timedelta(minutes=5)
+    )
+    ConversationFactory(team=team_support, state="assigned", assigned_agent=agent)
+    ConversationFactory(team=team_support, state="bot")
+    UserFactory(role=Role.AGENT, teams=[team_support], presence=Presence.AWAY)
+    UserFactory(role=Role.AGENT, teams=[team_support], presence=Presence.OFFLINE)
+
+    live = dashboard.live_counts(user=supervisor, now=now)
+    board = dashboard.agents_board(user=supervisor)
+
+    assert live == {
+        "waiting": 2,
+        "longest_wait_seconds": pytest.approx(1800),
+        "in_service": 1,
+        "with_bot": 1,
+    }
+    assert (board.online, board.away, board.offline) == (1, 1, 1)
+    assert board.agents[0] == agent and board.agents[0].load == 1
+
+
+def test_the_snapshot_costs_a_fixed_number_of_queries(
+    supervisor, day_of_work, django_assert_max_num_queries
+):
+    for _ in range(20):
+        closed(None, at(12, 0), at(12, 30), intent="billing", **csat(4, at(12, 31)))
+    with django_assert_max_num_queries(16):
+        snapshot = dashboard.dashboard_snapshot(user=supervisor, period=dashboard.Period(DAY, DAY))
+    assert snapshot.figures.closed == 26
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_anonymous_users_are_sent_to_log_in(client, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_agents_and_the_dpo_are_refused(console_client, agent, dpo, url):
+    assert console_client(agent).get(url).status_code == 403
+    assert console_client(dpo).get(url).status_code == 403
+
+
+def test_the_page_renders_tiles_and_svg_charts_for_supervisors(
+    console_client, supervisor, day_of_work
+):
+    response = console_client(supervisor).get(f"/console/dashboard/?from={DAY}&to={DAY}")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Aguardando atendente" in html and "Contenção do robô" in html
+    assert "40,0%" in html  # containment, pt-BR decimal comma
+    assert '<svg class="chart columns"' in html and '<svg class="chart rows"' in html
+    assert "3,2<small>/5</small>" in html  # CSAT average 3.25, one decimal
+    assert "<script>" not in html  # the CSP allows no inline scripts
+    assert 'data-figure="sla"' in html and "ainda não configurado" in html
+
+
+def test_the_live_partial_and_the_json_snapshot(console_client, admin_member, day_of_work):
+    client = console_client(admin_member)
+    live = client.get(f"/console/dashboard/live/?from={DAY}&to={DAY}")
+    assert live.status_code == 200 and b'class="dash"' in live.content
+    data = client.get(f"/console/dashboard/snapshot/?from={DAY}&to={DAY}").json()
+    assert data["closed"] == 7
+    assert data["csat"]["distribution"] == {"1": 1, "2": 0, "3": 1, "4": 1, "5": 2}
+    assert data["sla"] is None
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("from=10/03/2026", "AAAA-MM-DD"),
+        ("from=2026-03-10&to=2026-03-01", "anterior"),
+        ("from=2024-01-01&to=2026-03-01", "366"),
+    ],
+)
+def test_a_bad_period_is_a_clear_400(console_client, supervisor, query, message):
+    client = console_client(supervisor)
+    response = client.get(f"/console/dashboard/export.csv?{query}")
+    assert response.status_code == 400 and message in response.content.decode()
+    snapshot = client.get(f"/console/dashboard/snapshot/?{query}")
+    assert snapshot.status_code == 400 and message in snapshot.json()["message"]
+    assert client.get(f"/console/dashboard/?{query}").status_code == 400
+
+
+def test_csv_export_has_pt_br_headers_a_row_per_day_and_the_total(
+    console_client, supervisor, day_of_work
+):
+    next_day = DAY + timedelta(days=1)
+    response = console_client(supervisor).get(
+        f"/console/dashboard/export.csv?from={DAY}&to={next_day}"
+    )
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert 'filename="painel-2026-03-10_2026-03-11.csv"' in response["Content-Disposition"]
+    text = response.content.decode("utf-8")
+    assert text.startswith("\ufeff")
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=";"))
+    assert rows[0][:6] == [
+        "Data",
+        "Conversas abertas",
+        "Encaminhadas para atendentes",
+        "Encerradas",
+        "Resolvidas pelo robô sem atendente",
+        "Contenção do robô (%)",
+    ]
+    assert rows[0][-6:] == ["Notas 1", "Notas 2", "Notas 3", "Notas 4", "Notas 5", "Comentários"]
+    expected_day = [
+        "10/03/2026", "7", "3", "6", "2", "40,0",  # opened, escalated, closed, bot, containment
+        "15,0", "34,0", "30,0", "60,0",  # first response p50/p90, resolution p50/p90 (min)
+        "5", "4", "3,25", "1", "0", "1", "1", "1", "1",  # surveys, answers, mean, 1..5, comments
+    ]  # fmt: skip
+    assert rows[1] == expected_day
+    assert rows[2] == ["11/03/2026", "0", "0", "0", "0", "", "", "", "", "", "0", "0", "", "0", "0", "0", "0", "0", "0"]  # fmt: skip
+    assert rows[3] == ["Total do período", *expected_day[1:]]
+    assert len(rows) == 4
