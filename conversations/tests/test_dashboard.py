@@ -7,11 +7,12 @@ import io
 from datetime import date, datetime, time, timedelta
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts.models import Presence, Role
 from accounts.tests.factories import TeamFactory, UserFactory
 from conversations import dashboard
+from conversations.dashboard_views import csv_header
 from conversations.models import Conversation
 from conversations.tests.factories import ConversationFactory
 
@@ -292,3 +293,9 @@ def test_csv_export_has_pt_br_headers_a_row_per_day_and_the_total(
     assert rows[2] == ["11/03/2026", "0", "0", "0", "0", "", "", "", "", "", "0", "0", "", "0", "0", "0", "0", "0", "0"]  # fmt: skip
     assert rows[3] == ["Total do período", *expected_day[1:]]
     assert len(rows) == 4
+
+
+def test_english_is_available_for_the_export_headers():
+    with translation.override("en"):
+        assert csv_header()[:2] == ["Date", "Conversations opened"]
+    assert csv_header()[:2] == ["Data", "Conversas abertas"]

@@ -277,10 +277,11 @@ class Command(BaseCommand):
                         rng, customer, teams, agents, "closed", now - timedelta(days=40)
                     )
                 state = states[i % len(states)]
-                # Open ones arrived lately; closed ones over today's working hours.
+                # Open ones arrived lately; the others over the day so far (at least the last
+                # three hours, so a demo started after midnight still has a shape by hour).
                 minutes = rng.randint(5, 90) if state in ("bot", "waiting") else None
                 if minutes is None:
-                    minutes = rng.randint(15, max(16, _minutes_since_7am(now)))
+                    minutes = rng.randint(15, max(180, _minutes_since_midnight(now)))
                 started = now - timedelta(minutes=minutes)
                 self._conversation(rng, customer, teams, agents, state, started)
 
@@ -373,9 +374,9 @@ class Command(BaseCommand):
         Conversation.objects.filter(pk=conv.pk).update(**updates)
 
 
-def _minutes_since_7am(now) -> int:
+def _minutes_since_midnight(now) -> int:
     local = timezone.localtime(now)
-    return max(0, (local.hour - 7) * 60 + local.minute)
+    return local.hour * 60 + local.minute
 
 
 def _fake_cpf(rng: random.Random) -> str:
