@@ -196,10 +196,12 @@ def _is_rights_request(text: str) -> bool:
 
 def _awaiting_comment(customer: Customer, at: datetime) -> Conversation | None:
     """The customer's conversation rated within the comment window and still without a
-    comment, when the customer has no open conversation (then the text belongs there)."""
-    if customer.conversations.exclude(state=Conversation.State.CLOSED).exists():
-        return None
-    return (
+    comment, when the customer has no open conversation (then the text belongs there).
+
+    On the inbound path for every text: one query on the customer's conversations (their
+    foreign-key index) finds nothing for almost everyone; the second runs only after a rating.
+    """
+    rated = (
         customer.conversations.filter(
             state=Conversation.State.CLOSED,
             csat_answered_at__isnull=False,
@@ -210,6 +212,9 @@ def _awaiting_comment(customer: Customer, at: datetime) -> Conversation | None:
         .order_by("-csat_answered_at")
         .first()
     )
+    if rated is None or customer.conversations.exclude(state=Conversation.State.CLOSED).exists():
+        return None
+    return rated
 
 
 def _store(conversation: Conversation, message: CustomerMessage) -> bool:
