@@ -25,6 +25,7 @@ from bot.policy import PolicySnapshot, Triage, confirmation_of, is_contest
 from bot.replies import MENU_INTENTS, RESOLVED_NO, RESOLVED_YES
 from bot.rules import classify, normalize
 from conversations.models import Message
+from isp.cpf import find_cpf_candidate
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,11 @@ class Analysis:
     prompt_tokens: int | None = None
     output_tokens: int | None = None
     matched: tuple[str, ...] = field(default_factory=tuple)
+    # A self-service button or list row ("isp.…"): the id, checked by bot.selfservice.
+    reply_id: str = ""
+    # An 11-digit CPF-shaped run in the text (check digits not verified). Held in memory for the
+    # identity check only: never stored, logged, or sent to the model.
+    cpf: str | None = field(default=None, repr=False)
 
     def count_call(self, result: Any) -> None:
         self.model = result.model
@@ -77,6 +83,9 @@ class Analysis:
             self.prompt_tokens = (self.prompt_tokens or 0) + result.prompt_tokens
         if result.output_tokens is not None:
             self.output_tokens = (self.output_tokens or 0) + result.output_tokens
+
+
+SELF_SERVICE_PREFIX = "isp."
 
 
 def _reply_id(message: Message) -> tuple[str, str]:
@@ -125,9 +134,15 @@ def analyse(
     remaining_s: float,
     awaiting_confirmation: bool,
     model_failed: bool = False,
+    use_model: bool = True,
 ) -> Analysis:
-    """Analyse ``message`` (see the module docstring). ``history`` is raw; it is masked here."""
+    """Analyse ``message`` (see the module docstring). ``history`` is raw; it is masked here.
+
+    ``use_model=False`` keeps the text away from the model (a CPF the bot asked for).
+    """
     reply_id, reply_title = _reply_id(message)
+    if reply_id.startswith(SELF_SERVICE_PREFIX):
+        return Analysis(triage=Triage(intent="other", engine="menu"), reply_id=reply_id)
     if reply_id in MENU_INTENTS:
         return Analysis(triage=Triage(intent=MENU_INTENTS[reply_id], engine="menu"))
     if reply_id in (RESOLVED_YES, RESOLVED_NO):
@@ -163,6 +178,7 @@ def analyse(
         remaining_s=remaining_s,
         awaiting_confirmation=awaiting_confirmation,
         model_failed=model_failed,
+        use_model=use_model,
         analysis=analysis,
     )
 
@@ -184,6 +200,7 @@ def analyse_text(
     """
     analysis = analysis or Analysis(triage=Triage(intent="other", engine="none"))
     text = text[:_TURN_CHARS]
+    analysis.cpf = find_cpf_candidate(text)
     analysis.normalized = normalize(text)
     rules = _rules_triage(text)
     analysis.triage = rules

@@ -16,6 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+# One check-digit rule for the whole project; re-exported here for the bot's callers.
+from isp.cpf import is_valid_cpf
+
 __all__ = ["contains_pii", "extract_cpf", "is_valid_cpf", "mask_pii"]
 
 # Separators customers type inside long numbers: dots, dashes, spaces, slashes.
@@ -67,26 +70,6 @@ _LEFTOVER_DIGITS = re.compile(r"(?<!\d)\d(?:[\s.-]?\d){7,}(?!\d)")
 
 def _digits(value: str) -> str:
     return "".join(ch for ch in value if ch.isdigit())
-
-
-def is_valid_cpf(value: str) -> bool:
-    """True when ``value`` holds exactly 11 digits (punctuation ignored) with valid check digits.
-
-    Sequences of one repeated digit ("111.111.111-11") pass the arithmetic but are never issued,
-    so they are rejected.
-    """
-    digits = _digits(value)
-    if len(digits) != 11 or digits == digits[0] * 11:
-        return False
-    numbers = [int(ch) for ch in digits]
-    for position in (9, 10):
-        total = sum(
-            n * w for n, w in zip(numbers[:position], range(position + 1, 1, -1), strict=True)
-        )
-        check = (total * 10) % 11 % 10
-        if numbers[position] != check:
-            return False
-    return True
 
 
 def extract_cpf(text: str) -> str | None:

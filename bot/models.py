@@ -193,6 +193,8 @@ class EscalationRule(models.Model):
         NO_GROUNDED_ANSWER = "no_grounded_answer", _("Sem resposta na base de conhecimento")
         MODEL_UNAVAILABLE = "model_unavailable", _("Modelo indisponível ou lento")
         KB_HAND_OFF = "kb_hand_off", _("Resposta da base pede atendente")
+        ERP_UNAVAILABLE = "erp_unavailable", _("Sistema do provedor (ERP) indisponível")
+        IDENTITY_FAILED = "identity_failed", _("Cliente não confirmou a identidade (CPF)")
 
     MANDATORY = frozenset(
         {
@@ -285,6 +287,7 @@ class BotDecision(models.Model):
         CLARIFIED = "clarified", _("Pediu para escolher uma opção")
         ESCALATED = "escalated", _("Encaminhou a um atendente")
         CLOSED = "closed", _("Encerrou como resolvido")
+        SELF_SERVICE = "self_service", _("Autoatendimento com o ERP")
         IGNORED = "ignored", _("Nada a fazer")
 
     message = models.OneToOneField(

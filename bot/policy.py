@@ -5,10 +5,12 @@ and in the latency benchmark. ``bot.selectors.policy_snapshot`` builds the snaps
 admin-edited rows; ``bot.services`` applies the outcome (replies, escalation, records).
 
 Order of the checks (first match wins), so that a customer's legal rights always come first:
-injection → media nobody can read → contested the bot → asked for a human → cancellation → the
-customer's answer to "Isso resolveu?" → model unavailable or unusable this turn → negative
-sentiment → too many bot turns → greeting/other (clarify with the menu) → low confidence →
-knowledge-base answer (or "no grounded answer").
+injection → media nobody can read → contested the bot → asked for a human → cancellation → a
+self-service step in progress (a CPF typed when one was asked, a contract/window/unlock button)
+→ the customer's answer to "Isso resolveu?" → model unavailable or unusable this turn →
+negative sentiment → too many bot turns → self-service with the ISP's ERP (bill, trust unlock,
+connection status, visit, plan: ``Context.self_service_intents``) → greeting/other (clarify
+with the menu) → low confidence → knowledge-base answer (or "no grounded answer").
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ REASONS = (
     "no_grounded_answer",
     "model_unavailable",
     "kb_hand_off",
+    "erp_unavailable",
+    "identity_failed",
 )
 MANDATORY_REASONS = frozenset(
     {"human_requested", "cancellation", "contested", "injection", "media_needs_human"}
@@ -151,11 +155,15 @@ class Context:
     model_no_answer: bool = False  # the model answered with nothing usable (blocked, malformed)
     media_needs_human: bool = False
     confirmation: str | None = None  # "yes" / "no" when the turn answers "Resolvido?"
+    # Intents the ERP can serve for this conversation now (bot.selfservice decides which).
+    self_service_intents: frozenset[str] = frozenset()
+    # The turn answers a self-service question (a CPF, a contract, a window, an unlock yes).
+    identity_turn: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    action: str  # answered | clarified | escalated | closed
+    action: str  # answered | clarified | escalated | closed | self_service
     rule: str
     reason: str = ""  # escalation reason (EscalationRule.Reason)
     kb: KBItem | None = None
@@ -169,11 +177,15 @@ class Outcome:
         return bool(self.reason)
 
 
-def _escalate(snapshot: PolicySnapshot, reason: str, intent: str, **extra) -> Outcome:
+def escalation(snapshot: PolicySnapshot, reason: str, intent: str, **extra) -> Outcome:
+    """The outcome of handing the conversation to humans for ``reason`` (team, priority)."""
     team, priority = snapshot.target(reason, intent)
     return Outcome(
         action="escalated", rule=reason, reason=reason, team_slug=team, priority=priority, **extra
     )
+
+
+_escalate = escalation
 
 
 def decide(
@@ -190,6 +202,8 @@ def decide(
         return _escalate(snapshot, "contested", intent)
     if intent in HUMAN_INTENTS:
         return _escalate(snapshot, HUMAN_INTENTS[intent], intent)
+    if context.identity_turn:
+        return Outcome(action="self_service", rule="self_service_step")
     if context.awaiting_confirmation and context.confirmation == "yes":
         return Outcome(action="closed", rule="resolved_confirmed")
     if context.awaiting_confirmation and context.confirmation == "no":
@@ -205,6 +219,10 @@ def decide(
         return _escalate(snapshot, "negative_sentiment", intent)
     if context.bot_turns >= t.max_bot_turns and snapshot.rule("too_many_turns").enabled:
         return _escalate(snapshot, "too_many_turns", intent)
+    if intent in context.self_service_intents:
+        if triage.confidence < t.min_confidence and snapshot.rule("low_confidence").enabled:
+            return _escalate(snapshot, "low_confidence", intent)
+        return Outcome(action="self_service", rule=f"self_service_{intent}")
 
     entry = None
     if triage.kb_slug:

@@ -170,6 +170,14 @@ def hand_off(*, reason: str, protocol: str, team_name: str = "", media_type: str
             "Sinto muito pelo transtorno. Vou passar você agora para um atendente%(team)s."
         ),
         "kb_hand_off": _("Vou encaminhar você a um atendente%(team)s para dar sequência."),
+        "erp_unavailable": _(
+            "Não consegui consultar o sistema do provedor agora. Vou passar você para um "
+            "atendente%(team)s, que continua daqui."
+        ),
+        "identity_failed": _(
+            "Não consegui confirmar seus dados por aqui. Vou passar você para um atendente"
+            "%(team)s, que pode ajudar de outra forma."
+        ),
     }.get(reason)
     if reason == "media_needs_human":
         what = {
@@ -193,3 +201,112 @@ def closing(*, protocol: str) -> str:
         "Que bom que deu certo! Vou encerrar este atendimento (protocolo %(protocol)s). "
         "Se precisar, é só mandar uma mensagem."
     ) % {"protocol": protocol}
+
+
+# --- Self-service with the ISP's ERP (bot.selfservice) ------------------------------------------
+# Reply ids start with "isp." (bot.analysis routes them to bot.selfservice); a list row's id
+# carries only an index into what this conversation was offered, never a contract or CPF.
+
+SS_CONTRACT = "isp.contract."  # + index into the conversation's contracts
+SS_WINDOW = "isp.window."  # + index into the windows offered
+SS_UNLOCK_YES = "isp.unlock.yes"
+SS_ACTION = "isp.action."  # + bill | visit | unlock | status | plan
+HUMAN = "menu.human"
+
+
+def _button(reply_id: str, title: str) -> dict[str, Any]:
+    return {"type": "reply", "reply": {"id": reply_id, "title": _clip(title, 20)}}
+
+
+def buttons(body: str, items: list[tuple[str, str]]) -> tuple[str, dict[str, Any]]:
+    """A reply-button message (≤ 3 buttons, body ≤ 1,024 characters)."""
+    body = _clip(body.strip(), 1024)
+    return body, {
+        "type": "button",
+        "body": {"text": body},
+        "action": {"buttons": [_button(rid, title) for rid, title in items[:3]]},
+    }
+
+
+def resolved_buttons(body: str, *, extra: tuple[str, str] | None = None) -> tuple[str, dict]:
+    """``body`` + "Isso resolveu?" with Sim / Não, quero atendente (and one more option)."""
+    items = [(RESOLVED_YES, _("Sim, resolveu")), (RESOLVED_NO, _("Não, quero atendente"))]
+    if extra is not None:
+        items.insert(1, extra)
+    return buttons(f"{body.strip()}\n\n{_('Isso resolveu?')}", items)
+
+
+def choice_list(
+    *, body: str, button: str, section: str, rows: list[tuple[str, str, str]]
+) -> tuple[str, dict[str, Any]]:
+    """An interactive list of ``(id, title, description)`` rows (≤ 10) for one choice."""
+    body = _clip(body.strip(), 1024)
+    return body, {
+        "type": "list",
+        "body": {"text": body},
+        "action": {
+            "button": _clip(button, 20),
+            "sections": [
+                {
+                    "title": _clip(section, 24),
+                    "rows": [
+                        {
+                            "id": rid,
+                            "title": _clip(title, 24),
+                            "description": _clip(description, 72),
+                        }
+                        for rid, title, description in rows[:10]
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def ask_cpf() -> tuple[str, dict[str, Any]]:
+    return buttons(
+        _(
+            "Para mostrar dados do contrato, preciso confirmar quem é você. Envie o CPF do "
+            "titular do contrato (só os números, por exemplo 12345678900). Ele é usado só para "
+            "a consulta e não vai para a inteligência artificial."
+        ),
+        [(HUMAN, _("Falar com atendente"))],
+    )
+
+
+def cpf_invalid(*, attempts_left: int) -> tuple[str, dict[str, Any]]:
+    return buttons(
+        _(
+            "Esse CPF não é válido. Confira os 11 números e envie de novo "
+            "(tentativas restantes: %(n)d)."
+        )
+        % {"n": attempts_left},
+        [(HUMAN, _("Falar com atendente"))],
+    )
+
+
+def cpf_refused(*, attempts_left: int) -> tuple[str, dict[str, Any]]:
+    """The same words whether the CPF is unknown or has no active contract (reveal nothing)."""
+    return buttons(
+        _(
+            "Não consegui confirmar seus dados com esse CPF. Confira se é o CPF do titular do "
+            "contrato e envie de novo (tentativas restantes: %(n)d)."
+        )
+        % {"n": attempts_left},
+        [(HUMAN, _("Falar com atendente"))],
+    )
+
+
+def cpf_missing() -> tuple[str, dict[str, Any]]:
+    return buttons(
+        _(
+            "Não encontrei um CPF na sua mensagem. Envie os 11 números do CPF do titular, ou "
+            "fale com um atendente."
+        ),
+        [(HUMAN, _("Falar com atendente"))],
+    )
+
+
+def stale_choice() -> tuple[str, dict[str, Any]]:
+    body = _("Essa opção expirou. Escolha de novo o que você precisa, ou escreva sua dúvida.")
+    return body, menu_list(body=body)

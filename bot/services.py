@@ -17,10 +17,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from bot import ai, replies, selectors
+from bot import ai, replies, selectors, selfservice
 from bot.analysis import Analysis, analyse
 from bot.models import BotDecision
 from bot.policy import (
@@ -30,9 +31,11 @@ from bot.policy import (
     PolicySnapshot,
     confirmation_of,
     decide,
+    escalation,
 )
 from conversations.models import Conversation, ConversationEvent, Message
 from conversations.services import (
+    MediaInfo,
     ServiceError,
     conversation_bump_bot_attempts,
     conversation_close,
@@ -40,6 +43,7 @@ from conversations.services import (
     conversation_record_bot_decision,
     message_record_outbound,
 )
+from isp.cpf import find_cpf_candidate
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +84,15 @@ def bot_handle_inbound(*, message_id: int, model_failed: bool = False) -> Handle
     snapshot = selectors.policy_snapshot_cached()
     # Only the model path needs the context before the lock (history to send, and whether a
     # short "sim" makes the call pointless); the rules read nothing more.
-    awaiting, history = False, []
+    awaiting, history, use_model = False, [], True
     if ai.is_configured():
         last = selectors.conversation_last_decision(conversation=conversation)
         awaiting = _awaiting_confirmation(last)
         history = selectors.conversation_recent_turns(conversation=conversation, before=message)
+        # A CPF the bot asked for is checked locally: the model has nothing to add to it.
+        use_model = not (
+            find_cpf_candidate(message.text) and selfservice.awaiting_cpf(conversation=conversation)
+        )
     analysis = analyse(
         message=message,
         snapshot=snapshot,
@@ -94,6 +102,7 @@ def bot_handle_inbound(*, message_id: int, model_failed: bool = False) -> Handle
         ),
         awaiting_confirmation=awaiting,
         model_failed=model_failed,
+        use_model=use_model,
     )
     try:
         with transaction.atomic():
@@ -106,7 +115,13 @@ def bot_handle_inbound(*, message_id: int, model_failed: bool = False) -> Handle
 
 
 def _awaiting_confirmation(last: BotDecision | None) -> bool:
-    return last is not None and last.action == BotDecision.Action.ANSWERED
+    """Did the bot's last turn end with "Isso resolveu?" (a knowledge-base answer, or a
+    self-service answer such as the bill or the visit booked)?"""
+    if last is None:
+        return False
+    if last.action == BotDecision.Action.SELF_SERVICE:
+        return last.rule in selfservice.CONFIRMING_RULES
+    return last.action == BotDecision.Action.ANSWERED
 
 
 def _decide_and_apply(
@@ -132,6 +147,10 @@ def _decide_and_apply(
 
     outcome: Outcome | None = None
     if not analysis.ignore:
+        self_service_intents = selfservice.eligible_intents(
+            conversation=conversation, intent=analysis.triage.intent
+        )
+        identity_turn = selfservice.is_identity_turn(conversation=conversation, analysis=analysis)
         context = Context(
             bot_turns=conversation.bot_attempts,
             awaiting_confirmation=awaiting,
@@ -141,6 +160,8 @@ def _decide_and_apply(
             model_no_answer=analysis.model_no_answer,
             media_needs_human=analysis.media_needs_human,
             confirmation=confirmation,
+            self_service_intents=self_service_intents,
+            identity_turn=identity_turn,
         )
         outcome = decide(snapshot, analysis.triage, context, analysis.normalized)
     if outcome is not None and outcome.action == "closed" and not awaiting:
@@ -162,6 +183,11 @@ def _decide_and_apply(
             conversation, message, analysis, None, action, rule, first_contact, started
         )
         return HandleResult("decided", decision)
+
+    if outcome.action == "self_service":
+        return _apply_self_service(
+            conversation, message, snapshot, analysis, first_contact, started
+        )
 
     team = selectors.team_by_slug(outcome.team_slug) if outcome.escalates else None
     decision = _record(
@@ -192,35 +218,117 @@ def _decide_and_apply(
     elif outcome.action == "escalated":
         if outcome.answer:
             _send(conversation, type="text", text=outcome.answer)
-        text = replies.hand_off(
-            reason=outcome.reason,
-            protocol=conversation.protocol,
-            team_name=team.name if team else "",
-            media_type=analysis.media_type,
-        )
-        _send(conversation, type="text", text=text)
-        data: dict[str, Any] = {
-            "decision_id": decision.pk,
-            "intent": decision.intent,
-            "rule": outcome.rule,
-        }
-        if analysis.note:
-            data["note"] = analysis.note
-        conversation_escalate(
-            conversation=conversation,
-            reason=f"bot:{outcome.reason}",
-            team=team,
-            priority=outcome.priority,
-            data=data,
-        )
+        _hand_off(conversation, decision, outcome, analysis, team)
     return HandleResult("decided", decision)
 
 
-def _send(conversation: Conversation, *, type: str, text: str, payload: dict | None = None) -> None:
+def _hand_off(
+    conversation: Conversation,
+    decision: BotDecision,
+    outcome: Outcome,
+    analysis: Analysis,
+    team: Any,
+) -> None:
+    text = replies.hand_off(
+        reason=outcome.reason,
+        protocol=conversation.protocol,
+        team_name=team.name if team else "",
+        media_type=analysis.media_type,
+    )
+    _send(conversation, type="text", text=text)
+    data: dict[str, Any] = {
+        "decision_id": decision.pk,
+        "intent": decision.intent,
+        "rule": outcome.rule,
+    }
+    if analysis.note:
+        data["note"] = analysis.note
+    conversation_escalate(
+        conversation=conversation,
+        reason=f"bot:{outcome.reason}",
+        team=team,
+        priority=outcome.priority,
+        data=data,
+    )
+
+
+def _apply_self_service(
+    conversation: Conversation,
+    message: Message,
+    snapshot: PolicySnapshot,
+    analysis: Analysis,
+    first_contact: bool,
+    started: float,
+) -> HandleResult:
+    """Run one self-service turn with the ERP and queue its replies (or hand off)."""
+    turn = selfservice.run(conversation=conversation, analysis=analysis)
+    analysis.triage = replace(analysis.triage, intent=turn.intent)
+    if turn.escalate:
+        outcome = replace(escalation(snapshot, turn.escalate, turn.intent), rule=turn.rule)
+        team = selectors.team_by_slug(outcome.team_slug)
+        decision = _record(
+            conversation,
+            message,
+            analysis,
+            outcome,
+            BotDecision.Action.ESCALATED,
+            turn.rule,
+            first_contact,
+            started,
+        )
+        _send_replies(conversation, turn)
+        _hand_off(conversation, decision, outcome, analysis, team)
+        return HandleResult("decided", decision)
+    decision = _record(
+        conversation,
+        message,
+        analysis,
+        None,
+        BotDecision.Action.SELF_SERVICE,
+        turn.rule,
+        first_contact,
+        started,
+    )
+    _send_replies(conversation, turn)
+    if turn.answered:
+        conversation_bump_bot_attempts(conversation=conversation)
+    return HandleResult("decided", decision)
+
+
+def _send_replies(conversation: Conversation, turn: selfservice.Turn) -> None:
+    for reply in turn.replies:
+        if reply.document is not None:
+            filename, data = reply.document
+            _send(
+                conversation,
+                type="document",
+                text=reply.text,
+                media=MediaInfo(mime_type="application/pdf", filename=filename, size=len(data)),
+                media_file=ContentFile(data, name=filename),
+            )
+        else:
+            _send(conversation, type=reply.type, text=reply.text, payload=reply.payload)
+
+
+def _send(
+    conversation: Conversation,
+    *,
+    type: str,
+    text: str,
+    payload: dict | None = None,
+    media: MediaInfo | None = None,
+    media_file: Any | None = None,
+) -> None:
     """Queue one bot reply; a closed 24-hour window loses the reply, never the decision."""
     try:
         message_record_outbound(
-            conversation=conversation, sender_kind="bot", type=type, text=text, payload=payload
+            conversation=conversation,
+            sender_kind="bot",
+            type=type,
+            text=text,
+            payload=payload,
+            media=media,
+            media_file=media_file,
         )
     except ServiceError as exc:
         logger.warning(

@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     "accounts",
     "compliance",
     "conversations",
+    "isp",
     "bot",
     "whatsapp",
 ]
@@ -441,6 +442,11 @@ COMPLIANCE_RETENTION_DAYS = {
     "consents": env_int("RETENTION_CONSENTS_DAYS", 1825),
     # Who changed what (admin and auditlog change logs).
     "change_logs": env_int("RETENTION_CHANGE_LOGS_DAYS", 1825),
+    # isp: a conversation's identification state (after it expired), our copies of a real
+    # ERP's contracts (after the last read) and the trust-unlock grants (after granted).
+    "identity_states": env_int("RETENTION_IDENTITY_STATES_DAYS", 7),
+    "erp_cache": env_int("RETENTION_ERP_CACHE_DAYS", 90),
+    "trust_unlocks": env_int("RETENTION_TRUST_UNLOCKS_DAYS", 365),
 }
 COMPLIANCE_RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 500)
 COMPLIANCE_DSR_DEADLINE_DAYS = env_int("DSR_DEADLINE_DAYS", 15)  # LGPD Art. 19 II, calendar days
@@ -519,6 +525,24 @@ GEMINI_REQUESTS_PER_MINUTE = env_int("GEMINI_REQUESTS_PER_MINUTE", 120)
 GEMINI_BREAKER_FAIL_MAX = env_int("GEMINI_BREAKER_FAIL_MAX", 5)
 GEMINI_BREAKER_RESET_SECONDS = env_float("GEMINI_BREAKER_RESET_SECONDS", 60.0)
 
+# The ISP's management system (isp.erp): "demo" (our own tables, seeded by seed_demo), "rest"
+# (the JSON API in README at ERP_BASE_URL with ERP_TOKEN) or "none" (knowledge base only).
+ERP_ADAPTER = env_str("ERP_ADAPTER", "demo").strip().lower()
+ERP_BASE_URL = env_str("ERP_BASE_URL")
+ERP_TOKEN = env_str("ERP_TOKEN")
+ERP_TIMEOUT_SECONDS = env_float("ERP_TIMEOUT_SECONDS", 4.0)
+ERP_CONNECT_TIMEOUT_SECONDS = env_float("ERP_CONNECT_TIMEOUT_SECONDS", 2.0)
+ERP_RETRIES = env_int("ERP_RETRIES", 2)
+ERP_RETRY_BACKOFF_SECONDS = env_float("ERP_RETRY_BACKOFF_SECONDS", 0.3)
+ERP_BREAKER_FAIL_MAX = env_int("ERP_BREAKER_FAIL_MAX", 5)
+ERP_BREAKER_RESET_SECONDS = env_float("ERP_BREAKER_RESET_SECONDS", 30.0)
+# Self-service through the bot: identity and the ISP's policies.
+ISP_IDENTITY_TTL_MINUTES = env_int("ISP_IDENTITY_TTL_MINUTES", 30)
+ISP_CPF_MAX_ATTEMPTS = env_int("ISP_CPF_MAX_ATTEMPTS", 3)
+ISP_TRUST_UNLOCK_DAYS = env_int("ISP_TRUST_UNLOCK_DAYS", 3)
+ISP_TRUST_UNLOCK_INTERVAL_DAYS = env_int("ISP_TRUST_UNLOCK_INTERVAL_DAYS", 30)
+ISP_VISIT_WINDOW_DAYS = env_int("ISP_VISIT_WINDOW_DAYS", 7)
+
 FIELD_ENCRYPTION_KEYS = _require("FIELD_ENCRYPTION_KEYS").split(",")
 BLIND_INDEX_KEY = _require("BLIND_INDEX_KEY")
 
@@ -567,6 +591,10 @@ AUDITLOG_EXCLUDE_TRACKING_MODELS = (
     "conversations.Message",
     "conversations.ConversationEvent",
     "bot.BotDecision",
+    # Written by the bot on every self-service turn (who the conversation proved to be) and
+    # on each trust unlock it grants; both carry their own time and conversation.
+    "isp.ConversationContract",
+    "isp.TrustUnlock",
 )
 # Diffs never hold secrets, raw bodies or message texts ("exclude_fields": not recorded) nor
 # personal values ("mask_fields": the change is recorded as "***"). Encrypted fields must be in
@@ -631,6 +659,9 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
     {"model": "compliance.ConsentRecord", "exclude_fields": ["proof"]},
     {"model": "compliance.DataExport", "exclude_fields": ["token"]},
     {"model": "compliance.ServiceRecordHold", "mask_fields": ["synthesis", "subject_digest"]},
+    {"model": "isp.Contract", "mask_fields": ["holder_name", "cpf", "cpf_index", "address"]},
+    {"model": "isp.ContractPhone", "mask_fields": ["phone", "phone_index"]},
+    {"model": "isp.Invoice", "mask_fields": ["digitable_line", "pix_code"]},
 )
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True

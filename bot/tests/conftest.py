@@ -20,6 +20,15 @@ API_KEY = "test-gemini-key"
 _wamids = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def _knowledge_base_only(settings):
+    """These tests pin the bot of an ISP without an ERP integration (``ERP_ADAPTER=none``):
+    billing, visits and plans are answered from the knowledge base. Self-service with an ERP
+    (identity, bill, unlock, status, visits) is tested in ``bot/tests/test_self_service.py``,
+    whose fixtures switch the demo or the REST adapter back on."""
+    settings.ERP_ADAPTER = "none"
+
+
 @pytest.fixture
 def conversation(db, customer, team_support, team_billing) -> Conversation:
     from conversations.tests.factories import ConversationFactory

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
@@ -208,6 +209,9 @@ class Command(BaseCommand):
         else:
             self._customers(rng, customers, teams)
             self.stdout.write(self.style.SUCCESS(f"{customers} clientes de demonstração criados."))
+        # The demo ERP (isp): contracts for those customers, bills, visit windows and the fixed
+        # self-service cases. By name, not import: isp sits above conversations.
+        call_command("seed_isp_demo", seed=seed, stdout=self.stdout)
         self._print_logins(created_users)
 
     def _print_logins(self, created_users: list[str]) -> None:

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class IspConfig(AppConfig):
+    name = "isp"
+    verbose_name = _("Provedor: contratos e ERP")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Personal data declared to the compliance registry (export, erasure, retention).
+        from isp import privacy
+
+        privacy.register_all()
