@@ -12,7 +12,7 @@ from django.apps import apps
 
 from compliance import registry
 
-PROJECT_APPS = {"accounts", "conversations", "whatsapp", "bot", "compliance"}
+PROJECT_APPS = {"accounts", "conversations", "whatsapp", "bot", "isp", "compliance"}
 
 
 def _concrete_fields(model):
