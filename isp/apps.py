@@ -8,7 +8,11 @@ class IspConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core import checks
+
         # Personal data declared to the compliance registry (export, erasure, retention).
         from isp import privacy
+        from isp.checks import check_erp_settings
 
         privacy.register_all()
+        checks.register(check_erp_settings)

@@ -275,3 +275,15 @@ def test_dates_read_in_sao_paulo_time():
     moment = datetime(2026, 11, 25, 2, 30, tzinfo=UTC)  # 23:30 the day before in São Paulo
     assert formatting.day_and_time(moment) == "24/11/2026 às 23:30"
     assert formatting.window_label(moment, moment + timedelta(hours=4)) == "ter 24/11 23h30–3h30"
+
+
+def test_a_rest_adapter_without_its_address_fails_the_system_check(settings):
+    from isp.checks import check_erp_settings
+
+    settings.ERP_ADAPTER = "rest"
+    settings.ERP_BASE_URL = ""
+    assert [e.id for e in check_erp_settings()] == ["isp.E002"]
+    settings.ERP_ADAPTER = "ixc"
+    assert [e.id for e in check_erp_settings()] == ["isp.E001"]
+    settings.ERP_ADAPTER = "demo"
+    assert check_erp_settings() == []
