@@ -17,8 +17,8 @@ from conversations.tests.factories import ConversationFactory, CustomerFactory
 from isp import formatting, services
 from isp.erp import get_adapter
 from isp.models import Contract, ContractPhone, ConversationContract, TrustUnlock
-from isp.selectors import Region, contract_phones, contracts_in_region, contracts_segment
 from isp.seed import pix_code, seed_isp_demo
+from isp.selectors import Region, contract_phones, contracts_in_region, contracts_segment
 from isp.tests.fake_erp import *  # noqa: F403
 
 pytestmark = pytest.mark.django_db
@@ -226,7 +226,9 @@ def test_seed_is_idempotent_and_gives_demo_customers_contracts(settings):
     call_command("seed_isp_demo")
 
     assert Contract.objects.count() == count
-    assert get_adapter().contracts_by_phone(customer.phone_e164)[0].ref == f"CT-{100000 + customer.pk}"
+    assert (
+        get_adapter().contracts_by_phone(customer.phone_e164)[0].ref == f"CT-{100000 + customer.pk}"
+    )
     blocked = Contract.objects.get(ref="10004")
     assert blocked.invoices.filter(status="open", due_date__lt=timezone.localdate()).exists()
 
