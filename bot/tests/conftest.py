@@ -24,7 +24,8 @@ _wamids = itertools.count(1)
 def _knowledge_base_only(settings):
     """These tests pin the bot of an ISP without an ERP integration (``ERP_ADAPTER=none``):
     billing, visits and plans are answered from the knowledge base. Self-service with an ERP
-    (identity, bill, unlock, status, visits) is tested in ``bot/tests/test_self_service.py``,
+    (identity, bill, unlock, status, visits) is tested end to end in
+    ``whatsapp/tests/test_self_service.py``,
     whose fixtures switch the demo or the REST adapter back on."""
     settings.ERP_ADAPTER = "none"
 

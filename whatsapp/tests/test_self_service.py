@@ -16,6 +16,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from bot import client as gemini_client
+from bot.fake_gemini import FakeGemini
 from bot.replies import RESOLVED_NO, RESOLVED_YES
 from conversations.models import Conversation, ConversationEvent
 from isp import formatting
@@ -33,6 +35,27 @@ STRANGER = "5511988880000"  # on no contract
 CARLOS_CPF = "529.982.247-25"  # contracts 10004 (blocked) and 10005 (offline)
 FORMER_CPF = "111.444.777-35"  # only a cancelled contract
 UNKNOWN_CPF = "123.456.789-09"  # valid digits, nobody's
+
+
+@pytest.fixture
+def fake_gemini(settings):
+    """The Gemini fake over loopback with the real client pointed at it."""
+    from ispsupport import ratelimit
+
+    with FakeGemini(api_key="test-gemini-key") as fake:
+        settings.GEMINI_API_KEY = "test-gemini-key"
+        settings.GEMINI_BASE_URL = fake.base_url
+        settings.GEMINI_TIMEOUT_SECONDS = 2.0
+        settings.GEMINI_REQUESTS_PER_MINUTE = 1000
+        ratelimit.reset_backend()
+        yield fake
+    gemini_client.close_clients()
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path
 
 
 @pytest.fixture
