@@ -244,17 +244,18 @@ def trust_unlock_request(*, conversation: Conversation, contract: erp.Contract) 
     """Unblock ``contract`` in trust if it is blocked and the ISP's policy allows it.
 
     The policy (``ISP_TRUST_UNLOCK_DAYS`` long, once per ``ISP_TRUST_UNLOCK_INTERVAL_DAYS``) is
-    checked on our own records before the ERP is asked, under a lock on the contract's earlier
-    grants, so two simultaneous requests never grant twice. Raises ``ErpError`` when the ERP
-    cannot be asked.
+    checked on our own records before the ERP is asked, under a row lock on our contract row
+    (the demo ERP's record, or the copy made when the conversation was identified), so two
+    conversations asking at once (a household) never grant twice. Raises ``ErpError`` when the
+    ERP cannot be asked.
     """
     if contract.status != "blocked":
         return UnlockOutcome("not_blocked")
     days, _interval = trust_unlock_policy()
     adapter = get_adapter()
     with transaction.atomic():
-        # Serialise requests for one contract (PostgreSQL locks the rows; SQLite the database).
-        list(models.TrustUnlock.objects.select_for_update().filter(contract_ref=contract.ref))
+        # Serialise requests for one contract (PostgreSQL locks the row; SQLite the database).
+        list(models.Contract.objects.select_for_update().filter(ref=contract.ref).values("pk"))
         refusal = trust_unlock_check(ref=contract.ref)
         if refusal is not None:
             return refusal

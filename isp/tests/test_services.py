@@ -13,6 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from compliance.registry import ErasureReport, get
+from conftest import on_postgres
 from conversations.tests.factories import ConversationFactory, CustomerFactory
 from isp import formatting, services
 from isp.erp import get_adapter
@@ -289,3 +290,42 @@ def test_a_rest_adapter_without_its_address_fails_the_system_check(settings):
     assert [e.id for e in check_erp_settings()] == ["isp.E001"]
     settings.ERP_ADAPTER = "demo"
     assert check_erp_settings() == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not on_postgres(), reason="row locks are proven on PostgreSQL")
+def test_two_household_members_asking_at_once_get_one_trust_unlock(settings):
+    import threading
+
+    from django.db import transaction
+
+    settings.ERP_ADAPTER = "demo"
+    seed_isp_demo()
+    conversations = [conversation_for("5511988880001"), conversation_for("5511988880002")]
+    contract = get_adapter().contract("10004")
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+    errors: list[BaseException] = []
+
+    def ask(conversation):
+        try:
+            barrier.wait()
+            with transaction.atomic():
+                outcome = services.trust_unlock_request(
+                    conversation=conversation, contract=contract
+                )
+            outcomes.append(outcome.outcome)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(c,)) for c in conversations]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    assert sorted(outcomes) == ["granted", "refused_policy"]
+    assert TrustUnlock.objects.count() == 1
