@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint venv migrate seed clean
+.PHONY: run test lint venv migrate seed clean prod-local prod-local-stop prod-local-status
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The production topology on this machine (README "Running as a fleet"): nginx, gunicorn web
+# processes, daphne for /ws/, one Celery worker per queue, beat, Redis per role; var/fleet/.
+prod-local: $(STAMP)
+	deploy/prod-local.sh start
+
+prod-local-stop:
+	deploy/prod-local.sh stop
+
+prod-local-status:
+	deploy/prod-local.sh status
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-* var/ staticfiles/

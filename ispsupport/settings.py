@@ -122,6 +122,8 @@ INSTALLED_APPS = [
     "isp",
     "bot",
     "whatsapp",
+    # Infrastructure: operator commands (backup_create, backup_restore); no models.
+    "ispsupport",
 ]
 
 MIDDLEWARE = [
@@ -227,13 +229,28 @@ else:
         }
     }
 
+def _redis_db_number(url: str) -> int:
+    """The database number of a ``redis://host:port/N`` URL (0 when absent)."""
+    from urllib.parse import urlparse
+
+    path = urlparse(url).path.strip("/")
+    return int(path) if path.isdigit() else 0
+
+
+# Redis pub/sub channels are global to a server: the database number in CHANNEL_REDIS_URL does
+# not separate them. Two deployments (or test runs) on one Redis must differ in this prefix or
+# they hear each other's live events. By default it follows the database number, so setups that
+# are separated by database number are separated on pub/sub too.
+_channel_db = _redis_db_number(CHANNEL_REDIS_URL) if CHANNEL_REDIS_URL else 0
+CHANNEL_PREFIX = env_str("CHANNEL_PREFIX") or ("isp-ws" if not _channel_db else f"isp-ws-db{_channel_db}")
+
 if CHANNEL_REDIS_URL:
     # Pub/sub layer: measured far lower latency than the list-based default and it does not
     # drop messages past a per-channel capacity; clients catch up by sequence after reconnects.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [CHANNEL_REDIS_URL], "prefix": "isp-ws"},
+            "CONFIG": {"hosts": [CHANNEL_REDIS_URL], "prefix": CHANNEL_PREFIX},
         }
     }
 else:

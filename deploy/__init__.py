@@ -1,0 +1,1 @@
+"""Deployment: the process roles, their configs, and the local fleet (``deploy.fleet``)."""
