@@ -229,6 +229,7 @@ else:
         }
     }
 
+
 def _redis_db_number(url: str) -> int:
     """The database number of a ``redis://host:port/N`` URL (0 when absent)."""
     from urllib.parse import urlparse
@@ -242,7 +243,9 @@ def _redis_db_number(url: str) -> int:
 # they hear each other's live events. By default it follows the database number, so setups that
 # are separated by database number are separated on pub/sub too.
 _channel_db = _redis_db_number(CHANNEL_REDIS_URL) if CHANNEL_REDIS_URL else 0
-CHANNEL_PREFIX = env_str("CHANNEL_PREFIX") or ("isp-ws" if not _channel_db else f"isp-ws-db{_channel_db}")
+CHANNEL_PREFIX = env_str("CHANNEL_PREFIX") or (
+    "isp-ws" if not _channel_db else f"isp-ws-db{_channel_db}"
+)
 
 if CHANNEL_REDIS_URL:
     # Pub/sub layer: measured far lower latency than the list-based default and it does not
