@@ -18,6 +18,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from ispsupport import dbpool
+
 logger = logging.getLogger(__name__)
 
 # A check returns None when healthy, or a short reason (no secrets, no personal data).
@@ -108,4 +110,10 @@ def readyz(request: HttpRequest) -> JsonResponse:
     results = run_checks()
     failing = sorted(name for name, value in results.items() if value != "ok")
     body = {"status": "ok" if not failing else "unavailable", "failing": failing, "checks": results}
+    # Informational: saturation never fails readiness (see ispsupport.dbpool).
+    pool = dbpool.pool_stats()
+    if pool is not None:
+        body["database_pool"] = pool
+        if pool["waiting"]:
+            logger.warning("database pool saturated", extra={"pool": pool})
     return JsonResponse(body, status=503 if failing else 200)
