@@ -104,6 +104,11 @@ def test_balancer_ports_match_the_processes_behind_it():
     assert re.search(rf"upstream ws \{{[^}}]*server ws:{ws_port}\b", compose_nginx)
     assert SERVICES["web"]["expose"] == [web_port]
     assert SERVICES["ws"]["expose"] == [ws_port]
+    # Health checks call the processes with an allowed Host (Django answers 400 otherwise).
+    for name in ("web", "ws"):
+        assert "ALLOWED_HOSTS" in " ".join(SERVICES[name]["healthcheck"]["test"])
+    assert "/balancer-health" in " ".join(SERVICES["nginx"]["healthcheck"]["test"])
+    assert "location = /balancer-health" in compose_nginx
     # Only the balancer is published.
     assert [name for name, s in SERVICES.items() if s.get("ports")] == ["nginx"]
     mounts = SERVICES["nginx"]["volumes"]
