@@ -18,7 +18,17 @@ Fields
     JSON-serialisable value. The empty string is stored as-is (it reveals nothing and keeps
     ``blank`` semantics); ``None`` stays NULL. Encrypted columns cannot be filtered or ordered
     on (every encryption is randomised): lookups other than ``isnull`` raise ``FieldError``;
-    keep a blind-index column beside the field for exact matches.
+    keep a blind-index column beside the field for exact matches. The one exception: comparing
+    with the empty string (``.exclude(text="")``) works, because ``""`` is stored as-is.
+
+Blind-index columns
+    :class:`BlindIndexField` (one value, exact match) and :class:`WordBlindIndexField` (one
+    truncated HMAC per normalised word, for "find a name word") are *derived* columns: each
+    names its ``source`` field and computes itself from it whenever the row is written —
+    ``create``/``bulk_create``/``save`` through the field's ``pre_save``, and
+    ``save(update_fields=…)``, ``QuerySet.update``/``bulk_update`` through
+    :class:`BlindIndexQuerySet` and :func:`with_blind_indexes` (the model's manager and
+    ``save``). No code sets an index by hand, so an index can never disagree with its source.
 
 This module imports no domain app (``ispsupport`` is infrastructure).
 """
@@ -29,16 +39,22 @@ import functools
 import hashlib
 import hmac
 import json
+import re
+import unicodedata
+from collections.abc import Iterable
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django import forms
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import FieldError
 from django.core.signals import setting_changed
 from django.db import models
+from django.db.models import lookups
+from django.db.models.expressions import Combinable
 from django.dispatch import receiver
 
 # Every Fernet token starts with the version byte 0x80, which base64 renders as "gAAAAA".
@@ -131,6 +147,7 @@ class _EncryptedMixin:
     """Shared by the encrypted fields: encrypt on the way in, decrypt on the way out."""
 
     encrypted = True  # marker: rotate_encryption_keys and the audit test look for it
+    empty_string_is_stored_as_is = True
 
     def _serialize(self, value: Any) -> str:
         raise NotImplementedError
@@ -155,6 +172,8 @@ class _EncryptedMixin:
         return encrypt_str(text)
 
     def get_lookup(self, lookup_name: str) -> Any:
+        if lookup_name == "exact" and self.empty_string_is_stored_as_is:
+            return _ExactEmptyString
         if lookup_name != "isnull":
             raise FieldError(
                 f"{self.model.__name__}.{self.name} is encrypted: it cannot be filtered with "
@@ -166,8 +185,28 @@ class _EncryptedMixin:
         raise FieldError(f"{self.model.__name__}.{self.name} is encrypted: no transforms.")
 
 
+class _ExactEmptyString(lookups.Exact):
+    """``field=""`` on an encrypted field: the empty string is stored unencrypted, so this one
+    comparison is meaningful; any other value would compare against a random token."""
+
+    def get_prep_lookup(self) -> Any:
+        if self.rhs is None:
+            return None  # becomes ``isnull`` (Query.build_lookup)
+        if self.rhs != "":
+            raise FieldError(
+                f"{self.lhs.output_field.model.__name__}.{self.lhs.output_field.name} is "
+                "encrypted: only the empty string can be compared; use a blind-index column "
+                "(ispsupport.crypto.blind_index) for exact matches."
+            )
+        return ""
+
+
 class EncryptedTextField(_EncryptedMixin, models.TextField):
-    """A ``TextField`` stored encrypted (Fernet token); Python sees the plaintext ``str``."""
+    """A ``TextField`` stored encrypted (Fernet token); Python sees the plaintext ``str``.
+
+    ``max_length`` is validated by forms (a short one gets a one-line input, as a CharField
+    would); the column is ``text`` whatever it is, since the token is longer than the value.
+    """
 
     def _serialize(self, value: Any) -> str:
         return value if isinstance(value, str) else str(value)
@@ -180,9 +219,17 @@ class EncryptedTextField(_EncryptedMixin, models.TextField):
             return value
         return str(value)
 
+    def formfield(self, **kwargs: Any) -> Any:
+        if self.max_length is not None and self.max_length <= 255 and not self.choices:
+            # Skip TextField's Textarea: a name or a phone is one line.
+            return models.Field.formfield(self, max_length=self.max_length, **kwargs)
+        return super().formfield(**kwargs)
+
 
 class EncryptedJSONField(_EncryptedMixin, models.TextField):
     """Any JSON-serialisable value, stored as an encrypted JSON document."""
+
+    empty_string_is_stored_as_is = False  # "" is a JSON value here: it is encrypted too
 
     def _serialize(self, value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
@@ -208,10 +255,179 @@ class EncryptedJSONField(_EncryptedMixin, models.TextField):
     def value_to_string(self, obj: Any) -> str:
         return self._serialize(self.value_from_object(obj))
 
+    def formfield(self, **kwargs: Any) -> Any:
+        return models.Field.formfield(self, **{"form_class": forms.JSONField, **kwargs})
+
 
 def encrypted_fields(model: type[models.Model]) -> list[models.Field]:
     """The concrete encrypted fields of ``model``."""
     return [f for f in model._meta.concrete_fields if getattr(f, "encrypted", False) is True]
+
+
+# --- Blind-index columns ------------------------------------------------------------------------
+
+_WORD_SPLIT = re.compile(r"[\W_]+")
+# A word index keeps 16 hex characters (64 bits) of each word's HMAC: collisions stay
+# negligible for any customer base and the column stays short.
+WORD_TOKEN_LENGTH = 16
+
+
+def normalise_words(text: str) -> list[str]:
+    """The distinct searchable words of ``text``: accents removed, case folded, 2+ characters.
+
+    ``"José  DA Conceição-Souza"`` → ``["conceicao", "da", "jose", "souza"]`` (sorted, so the
+    stored index says nothing about word order).
+    """
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return sorted({w for w in _WORD_SPLIT.split(plain) if len(w) >= 2})
+
+
+class _DerivedIndexMixin:
+    """A column computed from another field of the same row (see the module docstring)."""
+
+    blind_index_of: str  # the source field's name
+
+    def __init__(self, *args: Any, source: str, purpose: str, **kwargs: Any) -> None:
+        self.blind_index_of = source
+        self.purpose = purpose
+        kwargs["editable"] = False
+        kwargs["blank"] = True
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("editable", None)
+        kwargs.pop("blank", None)
+        kwargs["source"] = self.blind_index_of
+        kwargs["purpose"] = self.purpose
+        return name, path, args, kwargs
+
+    def compute(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> Any:
+        value = self.compute(getattr(model_instance, self.blind_index_of))
+        setattr(model_instance, self.attname, value)
+        return value
+
+
+class BlindIndexField(_DerivedIndexMixin, models.CharField):
+    """``blind_index(source value)`` (64 hex characters), NULL when the source is empty.
+
+    The source must already hold the normalised form (canonical phone, 11-digit CPF): lookups
+    normalise their input the same way and compare indexes. Give it ``unique=True`` to move a
+    uniqueness rule from the (encrypted, randomised) source to the index.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["max_length"] = 64
+        kwargs["null"] = True
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("max_length", None)
+        kwargs.pop("null", None)
+        return name, path, args, kwargs
+
+    def compute(self, value: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        return blind_index(str(value), purpose=self.purpose)
+
+
+class WordBlindIndexField(_DerivedIndexMixin, models.TextField):
+    """One truncated HMAC per normalised word of the source, space-delimited: ``" a1… b2… "``.
+
+    Matches a whole word (accents and case ignored), never a fragment: query with
+    :meth:`contains_word_q`. Equal words of different rows give equal tokens, which is what
+    makes the search possible (and what someone holding the database can count).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["default"] = ""
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("default", None)
+        return name, path, args, kwargs
+
+    def tokens(self, text: str) -> list[str]:
+        return [
+            blind_index(word, purpose=self.purpose)[:WORD_TOKEN_LENGTH]
+            for word in normalise_words(text)
+        ]
+
+    def compute(self, value: Any) -> str:
+        tokens = self.tokens(str(value or ""))
+        return f" {' '.join(tokens)} " if tokens else ""
+
+    def contains_words_q(self, text: str, *, prefix: str = "") -> models.Q | None:
+        """Rows whose source has every word of ``text``; None when ``text`` has no word."""
+        tokens = self.tokens(text)
+        if not tokens:
+            return None
+        q = models.Q()
+        for token in tokens:
+            q &= models.Q(**{f"{prefix}{self.name}__contains": f" {token} "})
+        return q
+
+
+def blind_index_fields(model: type[models.Model]) -> list[Any]:
+    """The derived index columns of ``model`` (both kinds)."""
+    return [f for f in model._meta.concrete_fields if isinstance(f, _DerivedIndexMixin)]
+
+
+def with_blind_indexes(model: type[models.Model], fields: Iterable[str]) -> list[str]:
+    """``fields`` plus every index column derived from one of them (for ``update_fields``)."""
+    names = list(fields)
+    wanted = set(names)
+    names += [
+        f.name
+        for f in blind_index_fields(model)
+        if f.blind_index_of in wanted and f.name not in wanted
+    ]
+    return names
+
+
+def blind_index_values(model: type[models.Model], changes: dict[str, Any]) -> dict[str, Any]:
+    """The index columns to write alongside ``changes`` (a ``QuerySet.update`` mapping)."""
+    values: dict[str, Any] = {}
+    for field in blind_index_fields(model):
+        if field.blind_index_of not in changes or field.name in changes:
+            continue  # not changed, or already given (bulk_update passes both as CASEs)
+        source_value = changes[field.blind_index_of]
+        if isinstance(source_value, Combinable):
+            raise FieldError(
+                f"{model.__name__}.{field.blind_index_of} has a blind index: update it with a "
+                "value, not an expression."
+            )
+        values[field.name] = field.compute(source_value)
+    return values
+
+
+class BlindIndexQuerySet(models.QuerySet):
+    """The manager of a model with blind indexes: bulk writes keep the indexes in step."""
+
+    def update(self, **kwargs: Any) -> int:
+        return super().update(**kwargs, **blind_index_values(self.model, kwargs))
+
+    def bulk_update(self, objs: Iterable[models.Model], fields: Any, batch_size: Any = None) -> int:
+        objs = list(objs)
+        names = with_blind_indexes(self.model, fields)
+        derived = [f for f in blind_index_fields(self.model) if f.name in names]
+        for obj in objs:
+            for field in derived:
+                field.pre_save(obj, False)
+        return super().bulk_update(objs, names, batch_size=batch_size)
+
+    def bulk_create(self, objs: Iterable[models.Model], *args: Any, **kwargs: Any) -> Any:
+        # Inserts derive the indexes in pre_save; upserts must also rewrite them on conflict.
+        if kwargs.get("update_fields"):
+            kwargs["update_fields"] = with_blind_indexes(self.model, kwargs["update_fields"])
+        return super().bulk_create(objs, *args, **kwargs)
 
 
 def check_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -242,3 +458,61 @@ def check_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessa
             )
         )
     return errors
+
+
+# --- Data migrations ----------------------------------------------------------------------------
+
+
+def migrate_columns(
+    model: type[models.Model], fields: Iterable[str], *, encrypt: bool, batch_size: int = 500
+) -> int:
+    """For data migrations: encrypt (or, backwards, decrypt) ``fields`` of every row of
+    ``model`` in batches of ``batch_size``, and fill the model's blind-index columns from the
+    plaintext. Returns the number of rows written.
+
+    ``model`` is the migration's historical model, in the state where those fields are still
+    plain text columns (the migration turns them into encrypted fields afterwards, without a
+    schema change). Idempotent: values already in the wanted form are left as they are and
+    indexes are recomputed from the plaintext, so an interrupted migration can run again.
+    """
+    names = list(fields)
+    derived = [f for f in blind_index_fields(model)] if encrypt else []
+    written = 0
+    last_pk = None
+    manager = model._base_manager
+    while True:
+        qs = manager.order_by("pk")
+        if last_pk is not None:
+            qs = qs.filter(pk__gt=last_pk)
+        rows = list(qs[:batch_size])
+        if not rows:
+            return written
+        changed = []
+        for row in rows:
+            plain: dict[str, Any] = {}
+            dirty = False
+            for name in names:
+                value = getattr(row, name)
+                if not isinstance(value, str) or value == "":
+                    plain[name] = value
+                    continue
+                stored_encrypted = looks_encrypted(value)
+                plain[name] = decrypt_str(value) if stored_encrypted else value
+                if encrypt and not stored_encrypted:
+                    setattr(row, name, encrypt_str(value))
+                    dirty = True
+                elif not encrypt and stored_encrypted:
+                    setattr(row, name, plain[name])
+                    dirty = True
+            for index in derived:
+                source = index.blind_index_of
+                value = index.compute(plain[source] if source in plain else getattr(row, source))
+                if getattr(row, index.attname) != value:
+                    setattr(row, index.attname, value)
+                    dirty = True
+            if dirty:
+                changed.append(row)
+        if changed:
+            manager.bulk_update(changed, [*names, *(f.name for f in derived)])
+            written += len(changed)
+        last_pk = rows[-1].pk
