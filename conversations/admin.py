@@ -1,8 +1,12 @@
 """Read-mostly admin for the core models; state changes belong to services (see issue tools)."""
 
+import re
+
 from django.contrib import admin
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from conversations.identity import customer_identity_q, customer_name_q
 from conversations.models import (
     CannedResponse,
     Conversation,
@@ -13,12 +17,37 @@ from conversations.models import (
 )
 
 
+def customer_search_q(term: str, *, prefix: str = "") -> Q:
+    """The admin's search over customers: whole name words, a complete phone (any spelling),
+    wa_id, BSUID or CPF — through the blind indexes, since those fields are encrypted — or
+    the contract reference (plain text, contains)."""
+    term = term.strip()
+    q = Q(**{f"{prefix}contract_ref__icontains": term}) if term else Q(pk__in=[])
+    q |= customer_identity_q(phone=term, national=True, prefix=prefix)
+    q |= customer_identity_q(wa_id=term, prefix=prefix)
+    q |= customer_identity_q(bsuid=term, prefix=prefix)
+    if len(re.sub(r"\D", "", term)) == 11:
+        q |= customer_identity_q(cpf=term, prefix=prefix)
+    name = customer_name_q(term, prefix=prefix)
+    return q | name if name is not None else q
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     list_display = ("__str__", "masked_phone", "contract_ref", "status", "created_at")
     list_filter = ("status",)
-    search_fields = ("name", "phone_e164", "wa_id", "contract_ref")
+    # Searched by customer_search_q (encrypted fields have no SQL search); the non-empty tuple
+    # keeps the admin's search box.
+    search_fields = ("contract_ref",)
+    search_help_text = _(
+        "Palavras inteiras do nome, telefone completo (com ou sem o 9), CPF, wa_id ou contrato."
+    )
     readonly_fields = ("wa_id", "bsuid", "parent_bsuid", "phone_e164", "created_at", "updated_at")
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(customer_search_q(search_term)), False
 
 
 class MessageInline(admin.TabularInline):
@@ -57,7 +86,8 @@ class ConversationAdmin(admin.ModelAdmin):
         "opened_at",
     )
     list_filter = ("state", "priority", "team", "resolution")
-    search_fields = ("protocol", "customer__name", "customer__phone_e164")
+    search_fields = ("protocol",)
+    search_help_text = _("Protocolo, ou o cliente: palavras do nome, telefone completo ou CPF.")
     list_select_related = ("customer", "team", "assigned_agent")
     readonly_fields = (
         "protocol",
@@ -79,6 +109,14 @@ class ConversationAdmin(admin.ModelAdmin):
     fields = (*readonly_fields, "team", "priority", "resolution_note")
     inlines = [EventInline, MessageInline]
     date_hierarchy = "opened_at"
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(
+            Q(protocol__startswith=term) | customer_search_q(term, prefix="customer__")
+        ), False
 
 
 @admin.register(Message)

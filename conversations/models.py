@@ -1,6 +1,7 @@
 """Customers, conversations and messages: the core of the product.
 
-State changes go through ``conversations.services``; nothing here has side effects in ``save()``.
+State changes go through ``conversations.services``; nothing here has side effects in ``save()``
+(``Customer.save`` only derives its blind-index columns, see ``ispsupport.crypto``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ispsupport.crypto import EncryptedTextField
+from ispsupport.crypto import (
+    BlindIndexField,
+    BlindIndexQuerySet,
+    EncryptedJSONField,
+    EncryptedTextField,
+    WordBlindIndexField,
+    with_blind_indexes,
+)
 
 # Meta lets a business answer freely for 24 hours after the customer's last message.
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
@@ -27,8 +35,13 @@ class Customer(models.Model):
     ``phone_e164`` holds the canonical number (Brazilian mobiles always with the 9th digit),
     so ``5511987654321`` and ``551187654321`` are one customer.
 
-    Indexes: ``wa_id``, ``bsuid`` and ``phone_e164`` are unique (webhook look-ups);
-    ``cpf`` serves the ERP/identity look-up.
+    Personal fields are encrypted at rest (``ispsupport.crypto``); the database cannot compare
+    them. Exact look-ups go through keyed blind indexes — ``wa_id_bidx``, ``bsuid_bidx`` and
+    ``phone_bidx`` (unique: one customer per identifier), ``cpf_bidx``, and ``name_bidx`` (one
+    token per name word, for the console's search) — always through
+    ``conversations.identity``, never by hand. The indexes are derived columns: every write
+    path (create, save, ``Customer.objects`` update/bulk_update/bulk_create) recomputes them
+    from the plaintext, so they cannot drift (see ``ispsupport.crypto``).
     """
 
     class Status(models.TextChoices):
@@ -36,24 +49,30 @@ class Customer(models.Model):
         BLOCKED = "blocked", _("Bloqueado")
         ANONYMIZED = "anonymized", _("Anonimizado")
 
-    wa_id = models.CharField(_("WhatsApp id"), max_length=32, null=True, blank=True, unique=True)
-    bsuid = models.CharField(
-        _("id do usuário (BSUID)"), max_length=128, null=True, blank=True, unique=True
-    )
-    parent_bsuid = models.CharField(max_length=128, blank=True)
-    username = models.CharField(_("nome de usuário"), max_length=100, blank=True)
-    phone_e164 = models.CharField(
-        _("telefone (E.164)"), max_length=20, null=True, blank=True, unique=True
-    )
-    name = models.CharField(_("nome"), max_length=200, blank=True)
-    cpf = models.CharField(_("CPF"), max_length=11, blank=True, db_index=True)
+    wa_id = EncryptedTextField(_("WhatsApp id"), max_length=32, null=True, blank=True)
+    bsuid = EncryptedTextField(_("id do usuário (BSUID)"), max_length=128, null=True, blank=True)
+    parent_bsuid = EncryptedTextField(max_length=128, blank=True)
+    username = EncryptedTextField(_("nome de usuário"), max_length=100, blank=True)
+    phone_e164 = EncryptedTextField(_("telefone (E.164)"), max_length=20, null=True, blank=True)
+    name = EncryptedTextField(_("nome"), max_length=200, blank=True)
+    cpf = EncryptedTextField(_("CPF"), max_length=11, blank=True)
     contract_ref = models.CharField(_("contrato no provedor"), max_length=64, blank=True)
     status = models.CharField(
         _("situação"), max_length=16, choices=Status.choices, default=Status.ACTIVE
     )
-    metadata = models.JSONField(_("metadados"), default=dict, blank=True)
+    metadata = EncryptedJSONField(_("metadados"), default=dict, blank=True)
+    wa_id_bidx = BlindIndexField(source="wa_id", purpose="customer.wa_id", unique=True)
+    bsuid_bidx = BlindIndexField(source="bsuid", purpose="customer.bsuid", unique=True)
+    phone_bidx = BlindIndexField(source="phone_e164", purpose="customer.phone", unique=True)
+    cpf_bidx = BlindIndexField(source="cpf", purpose="customer.cpf", db_index=True)
+    name_bidx = WordBlindIndexField(source="name", purpose="customer.name_word")
     created_at = models.DateTimeField(_("criado em"), auto_now_add=True)
     updated_at = models.DateTimeField(_("atualizado em"), auto_now=True)
+
+    objects = BlindIndexQuerySet.as_manager()
+
+    # The admin's and auditlog's change history name a customer by id, never by name.
+    audit_repr_is_personal = True
 
     class Meta:
         verbose_name = _("cliente")
@@ -70,6 +89,13 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.masked_phone or self.username or f"#{self.pk}"
+
+    def save(self, *args, **kwargs) -> None:
+        """Only adds the blind indexes of listed fields to ``update_fields`` (they are derived
+        from them); no other side effect."""
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = with_blind_indexes(Customer, kwargs["update_fields"])
+        super().save(*args, **kwargs)
 
     @property
     def masked_phone(self) -> str:
@@ -183,7 +209,7 @@ class Conversation(models.Model):
     resolution = models.CharField(
         _("resolução"), max_length=20, choices=Resolution.choices, blank=True
     )
-    resolution_note = models.TextField(_("nota de encerramento"), blank=True)
+    resolution_note = EncryptedTextField(_("nota de encerramento"), blank=True)
     # CSAT: the survey is requested at most once (``csat_requested_at`` is set by one
     # conditional UPDATE, see conversations.csat); the answer, and an optional comment the
     # customer writes right after it, arrive on the closed conversation.
@@ -354,12 +380,15 @@ class Message(models.Model):
         related_name="+",
     )
     type = models.CharField(_("tipo"), max_length=12, choices=Type.choices, default=Type.TEXT)
-    text = models.TextField(_("texto"), blank=True)
+    # Encrypted at rest: the text agents read (captions, reactions, locations and contacts
+    # rendered), the raw payload, Meta's error details (they can echo the text) and the
+    # customer's file name. The file itself is encrypted by the storage (ispsupport.storage).
+    text = EncryptedTextField(_("texto"), blank=True)
     media_id = models.CharField(max_length=128, blank=True)
     media_mime_type = models.CharField(max_length=100, blank=True)
     media_sha256 = models.CharField(max_length=100, blank=True)
     media_size = models.PositiveBigIntegerField(null=True, blank=True)
-    media_filename = models.CharField(max_length=255, blank=True)
+    media_filename = EncryptedTextField(max_length=255, blank=True)
     media_file = models.FileField(upload_to="media/%Y/%m/", blank=True)
     reply_to = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replies"
@@ -367,13 +396,13 @@ class Message(models.Model):
     context_wamid = models.CharField(
         _("responde a (wamid)"), max_length=191, blank=True, db_index=True
     )
-    payload = models.JSONField(_("conteúdo bruto"), default=dict, blank=True)
+    payload = EncryptedJSONField(_("conteúdo bruto"), default=dict, blank=True)
     status = models.CharField(
         _("entrega"), max_length=10, choices=Status.choices, default=Status.PENDING
     )
     error_code = models.IntegerField(_("código de erro"), null=True, blank=True)
     error_title = models.CharField(_("erro"), max_length=255, blank=True)
-    error_details = models.TextField(_("detalhes do erro"), blank=True)
+    error_details = EncryptedTextField(_("detalhes do erro"), blank=True)
     whatsapp_timestamp = models.DateTimeField(_("horário no WhatsApp"), null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
@@ -458,7 +487,7 @@ class ConversationNote(models.Model):
         related_name="+",
         verbose_name=_("autor"),
     )
-    text = models.TextField(_("nota"))
+    text = EncryptedTextField(_("nota"))
     created_at = models.DateTimeField(_("criada em"), default=timezone.now)
 
     class Meta:

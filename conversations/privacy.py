@@ -55,6 +55,14 @@ class CustomerProvider(Provider):
             "cpf": Category.IDENTIFICATION,
             "contract_ref": Category.CONTRACT,
             "metadata": Category.CONTENT,
+            # Keyed HMACs of the identifiers and name words (pseudonymous: whoever holds
+            # BLIND_INDEX_KEY can test a guess). Derived from the fields above, so erasing those
+            # clears them; not exported (they say nothing the fields do not).
+            "wa_id_bidx": Category.IDENTIFICATION,
+            "bsuid_bidx": Category.IDENTIFICATION,
+            "phone_bidx": Category.CONTACT,
+            "cpf_bidx": Category.IDENTIFICATION,
+            "name_bidx": Category.IDENTIFICATION,
         }
     }
     legal_basis = (LegalBasis.CONTRACT,)

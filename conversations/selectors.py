@@ -18,6 +18,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import Role, User
 from conversations import access, events
+from conversations.identity import customer_identity_q, customer_name_q, customers_by_identity
 from conversations.models import (
     CannedResponse,
     Conversation,
@@ -27,17 +28,13 @@ from conversations.models import (
     LiveEvent,
     Message,
 )
-from conversations.phones import normalize_phone
 
 # --- existing reads ---------------------------------------------------------------------------
 
 
 def customer_find_by_phone(*, phone: str) -> Customer | None:
     """Look a customer up by any spelling of their number (9th digit or not)."""
-    canonical = normalize_phone(phone, national=True)
-    if canonical is None:
-        return None
-    return Customer.objects.filter(phone_e164=canonical).first()
+    return customers_by_identity(phone=phone, national=True).first()
 
 
 def conversation_open_for_customer(*, customer: Customer) -> Conversation | None:
@@ -147,17 +144,25 @@ def _queue_queryset(user: User, queue: str, search: str = "") -> QuerySet[Conver
 
 
 def _search_q(search: str) -> Q:
-    """Protocol number (prefix), customer name (contains) or phone (digits, any spelling)."""
+    """Protocol number (prefix), whole words of the customer's name, phone (complete, any
+    spelling) or CPF (complete).
+
+    Names, phones and CPFs are encrypted: they are matched through their blind indexes
+    (``conversations.identity``), so only whole name words and complete numbers can match.
+    """
     term = search.strip()[:100]
     digits = re.sub(r"\D", "", term)
-    query = Q(customer__name__icontains=term)
+    query = Q(pk__in=[])
     if digits and len(digits) == len(re.sub(r"[\s().+-]", "", term)):
         query |= Q(protocol__startswith=digits)
-        if len(digits) >= 4:
-            query |= Q(customer__phone_e164__contains=digits)
-            canonical = normalize_phone(digits, national=True)
-            if canonical:
-                query |= Q(customer__phone_e164=canonical)
+        query |= customer_identity_q(phone=term, national=True, prefix="customer__")
+        if len(digits) == 11 and not term.lstrip().startswith("+"):
+            query |= customer_identity_q(cpf=digits, prefix="customer__")
+    elif re.fullmatch(r"\d{3}\.\d{3}\.\d{3}-\d{2}", term):
+        query |= customer_identity_q(cpf=term, prefix="customer__")
+    name = customer_name_q(term, prefix="customer__")
+    if name is not None:
+        query |= name
     return query
 
 
@@ -532,14 +537,11 @@ def customer_lookup_for_user(
         return []
     qs = Customer.objects.all()
     if phone:
-        canonical = normalize_phone(phone, national=True)
-        if canonical is None:
-            return []
-        qs = qs.filter(phone_e164=canonical)
+        qs = qs.filter(customer_identity_q(phone=phone, national=True))
     if protocol:
         qs = qs.filter(conversations__protocol=protocol)
     if cpf:
-        qs = qs.filter(cpf=re.sub(r"\D", "", cpf))
+        qs = qs.filter(customer_identity_q(cpf=cpf))
     if not (phone or protocol or cpf):
         return []
     if not user.has_role(Role.ADMIN):

@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Presence, Role, Team, User
 from conversations import events, outbox
+from conversations.identity import customers_by_identity
 from conversations.models import (
     Conversation,
     ConversationEvent,
@@ -31,6 +32,7 @@ from conversations.models import (
     ProtocolCounter,
 )
 from conversations.phones import normalize_phone
+from ispsupport.crypto import blind_index_values
 
 logger = logging.getLogger(__name__)
 
@@ -148,15 +150,16 @@ def customer_resolve(
 
 
 def _customer_find(*, bsuid: str | None, phone: str | None, wa_id: str | None) -> Customer | None:
+    # Through the blind indexes (conversations.identity): the columns themselves are encrypted.
     if bsuid:
-        found = Customer.objects.filter(bsuid=bsuid).first()
+        found = customers_by_identity(bsuid=bsuid).first()
         if found is not None:
             return found
     if phone:
-        return Customer.objects.filter(phone_e164=phone).first()
+        return customers_by_identity(phone=phone).first()
     if wa_id:
         # A wa_id that is not a plausible phone number (seen in test fixtures): match it as is.
-        return Customer.objects.filter(wa_id=wa_id).first()
+        return customers_by_identity(wa_id=wa_id).first()
     return None
 
 
@@ -187,12 +190,13 @@ def _customer_fill_identity(
         return
     try:
         with transaction.atomic():
+            # Customer.objects.update() writes the blind indexes of the changed identifiers too.
             Customer.objects.filter(pk=customer.pk).update(**changes, updated_at=timezone.now())
     except IntegrityError:
         # Another customer row already owns that identifier (two rows for one person, to be
         # merged by staff). Keep what we have rather than failing the inbound message.
         return
-    for field, value in changes.items():
+    for field, value in {**changes, **blind_index_values(Customer, changes)}.items():
         setattr(customer, field, value)
 
 

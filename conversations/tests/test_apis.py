@@ -199,6 +199,9 @@ def test_customer_lookup_and_detail(agent, team_support, team_billing):
     by_protocol = api.get("/api/v1/customers/", {"protocol": conversation.protocol}).json()
     assert [c["id"] for c in by_protocol["results"]] == [customer.pk]
     assert api.get("/api/v1/customers/", {"phone": "11933332222"}).json()["results"] == []
+    by_cpf = api.get("/api/v1/customers/", {"cpf": "987.654.321-00"}).json()["results"]
+    assert [c["id"] for c in by_cpf] == [customer.pk]  # through the CPF's blind index
+    assert api.get("/api/v1/customers/", {"cpf": "98765432101"}).json()["results"] == []
     detail = api.get(f"/api/v1/customers/{customer.pk}/").json()
     assert detail["customer"]["cpf_masked"] == "•••.654.•••-00"
     assert [c["protocol"] for c in detail["conversations"]] == [conversation.protocol]

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from compliance.models import ConsentRecord, DataSubjectRequest
+from conversations.identity import customers_by_identity
 from conversations.models import Conversation, Message
 from conversations.tests.factories import ConversationFactory, CustomerFactory
 from whatsapp import inbound
@@ -19,7 +20,7 @@ def _send(client, text: str, wa_id: str = "5511987654321") -> Conversation:
     signed_post(client, envelope(messages=[text_message(wa_id=wa_id, text=text)]))
     for event_id in WebhookEvent.objects.filter(status="received").values_list("pk", flat=True):
         inbound.event_process(event_id=event_id)
-    return Conversation.objects.get(customer__wa_id=wa_id)
+    return Conversation.objects.get(customer__in=customers_by_identity(wa_id=wa_id))
 
 
 def _replies(conversation: Conversation) -> list[str]:
@@ -61,6 +62,5 @@ def test_protocol_history_of_someone_elses_protocol_is_refused(client):
     conversation = _send(client, f"histórico do protocolo {other.protocol}")
     reply = _replies(conversation)[-1]
     assert "Não encontramos" in reply
-    assert not Message.objects.filter(
-        conversation=conversation, direction="out", text__contains="Síntese"
-    ).exists()
+    sent = Message.objects.filter(conversation=conversation, direction="out")
+    assert not any("Síntese" in m.text for m in sent)  # text is encrypted: compared in Python
