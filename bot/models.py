@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from bot.rules import INTENTS
+from ispsupport.crypto import EncryptedTextField
 
 INTENT_CHOICES = [
     ("no_connection", _("Sem conexão")),
@@ -336,7 +337,7 @@ class BotDecision(models.Model):
         blank=True,
     )
     team_slug = models.SlugField(_("equipe"), max_length=50, blank=True)
-    transcript = models.TextField(_("transcrição do áudio"), blank=True)
+    transcript = EncryptedTextField(_("transcrição do áudio"), blank=True)  # at rest: encrypted
     created_at = models.DateTimeField(_("criada em"), default=timezone.now)
 
     class Meta:

@@ -13,6 +13,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ispsupport.crypto import EncryptedJSONField, EncryptedTextField
+
 
 class DataSubjectRequest(models.Model):
     """A data subject's request under LGPD Art. 18 (one type per right).
@@ -80,15 +82,16 @@ class DataSubjectRequest(models.Model):
         default=Channel.WHATSAPP,
         help_text=_("Escolha do titular: meio eletrônico seguro ou impresso (art. 19, §2º)."),
     )
-    answer_address = models.CharField(
+    # Free text and contact data about the subject: encrypted at rest (ispsupport.crypto).
+    answer_address = EncryptedTextField(
         _("endereço para a resposta"),
         max_length=255,
         blank=True,
         help_text=_("E-mail ou endereço postal, quando a resposta não é pelo WhatsApp."),
     )
     by_representative = models.BooleanField(_("feita por representante legal"), default=False)
-    representative_name = models.CharField(_("nome do representante"), max_length=200, blank=True)
-    details = models.TextField(
+    representative_name = EncryptedTextField(_("nome do representante"), max_length=200, blank=True)
+    details = EncryptedTextField(
         _("descrição do pedido"),
         blank=True,
         help_text=_("O que o titular pediu, sem copiar dados além do necessário."),
@@ -109,8 +112,8 @@ class DataSubjectRequest(models.Model):
     identity_method = models.CharField(
         _("forma de verificação"), max_length=20, choices=IdentityMethod.choices, blank=True
     )
-    identity_note = models.CharField(_("observação da verificação"), max_length=255, blank=True)
-    answer_text = models.TextField(_("resposta"), blank=True)
+    identity_note = EncryptedTextField(_("observação da verificação"), max_length=255, blank=True)
+    answer_text = EncryptedTextField(_("resposta"), blank=True)
     answered_at = models.DateTimeField(_("respondida em"), null=True, blank=True)
     answer_delivered = models.BooleanField(_("resposta entregue no canal"), default=False)
     # Outside WhatsApp's 24-hour window the customer gets an approved template saying the answer
@@ -254,7 +257,7 @@ class ConsentRecord(models.Model):
     action = models.CharField(_("ação"), max_length=8, choices=Action.choices)
     text_version = models.CharField(_("versão do texto apresentado"), max_length=40)
     channel = models.CharField(_("canal"), max_length=20)
-    proof = models.JSONField(_("prova"), default=dict, blank=True)
+    proof = EncryptedJSONField(_("prova"), default=dict, blank=True)
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -281,7 +284,7 @@ class LegalHold(models.Model):
     customer = models.ForeignKey(
         "conversations.Customer", on_delete=models.PROTECT, related_name="legal_holds"
     )
-    reason = models.CharField(_("motivo"), max_length=255)
+    reason = EncryptedTextField(_("motivo"), max_length=255)
     legal_basis = models.CharField(_("fundamento legal"), max_length=255)
     until = models.DateField(_("até"), null=True, blank=True)
     created_by = models.ForeignKey(
@@ -289,6 +292,9 @@ class LegalHold(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     released_at = models.DateTimeField(_("liberada em"), null=True, blank=True)
+
+    # str() shows the reason: the change history names the hold by id instead.
+    audit_repr_is_personal = True
 
     class Meta:
         verbose_name = _("retenção legal")
@@ -312,7 +318,7 @@ class ServiceRecordHold(models.Model):
     opened_at = models.DateTimeField(_("aberto em"))
     closed_at = models.DateTimeField(_("concluído em"), null=True, blank=True)
     classification = models.CharField(_("classificação"), max_length=100, blank=True)
-    synthesis = models.TextField(_("síntese (sem texto de mensagens)"), blank=True)
+    synthesis = EncryptedTextField(_("síntese (sem texto de mensagens)"), blank=True)
     response = models.CharField(_("tratamento dado"), max_length=255, blank=True)
     legal_basis = models.CharField(_("fundamento legal"), max_length=255)
     retain_until = models.DateField(_("manter até"))
@@ -433,8 +439,9 @@ class Incident(models.Model):
     title = models.CharField(_("título"), max_length=200)
     discovered_at = models.DateTimeField(_("ciência do incidente em"))
     occurred_at = models.DateTimeField(_("ocorrido em (se conhecido)"), null=True, blank=True)
-    description = models.TextField(_("descrição e causa principal (XI)"))
-    data_nature = models.TextField(_("natureza e categoria dos dados afetados (I)"))
+    # What the registry declares personal (it may name or describe subjects) is encrypted.
+    description = EncryptedTextField(_("descrição e causa principal (XI)"))
+    data_nature = EncryptedTextField(_("natureza e categoria dos dados afetados (I)"))
     sensitive_data = models.BooleanField(_("envolve dados sensíveis"), default=False)
     financial_data = models.BooleanField(_("envolve dados financeiros"), default=False)
     authentication_data = models.BooleanField(_("envolve dados de autenticação"), default=False)
@@ -452,14 +459,14 @@ class Incident(models.Model):
     measures_after = models.TextField(
         _("medidas de segurança depois do incidente (III)"), blank=True
     )
-    risks = models.TextField(_("riscos e impactos aos titulares (IV)"), blank=True)
-    delay_reasons = models.TextField(_("motivos da demora (V)"), blank=True)
+    risks = EncryptedTextField(_("riscos e impactos aos titulares (IV)"), blank=True)
+    delay_reasons = EncryptedTextField(_("motivos da demora (V)"), blank=True)
     mitigation = models.TextField(_("medidas para reverter ou mitigar (VI)"), blank=True)
     operator = models.CharField(_("operador envolvido (X)"), max_length=200, blank=True)
     risk_assessment = models.CharField(
         _("avaliação de risco"), max_length=14, choices=Risk.choices, default=Risk.PENDING
     )
-    reason_not_notified = models.TextField(_("motivo para não comunicar"), blank=True)
+    reason_not_notified = EncryptedTextField(_("motivo para não comunicar"), blank=True)
     anpd_due_at = models.DateTimeField(_("prazo ANPD"), null=True, blank=True)
     subjects_due_at = models.DateTimeField(_("prazo titulares"), null=True, blank=True)
     anpd_notified_at = models.DateTimeField(_("comunicado à ANPD em"), null=True, blank=True)
@@ -467,7 +474,7 @@ class Incident(models.Model):
     subjects_notified_at = models.DateTimeField(
         _("comunicado aos titulares em"), null=True, blank=True
     )
-    communication_note = models.TextField(_("forma e conteúdo da comunicação"), blank=True)
+    communication_note = EncryptedTextField(_("forma e conteúdo da comunicação"), blank=True)
     retain_until = models.DateField(_("manter até"), null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
