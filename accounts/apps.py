@@ -9,18 +9,27 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from auditlog.models import LogEntry as AuditLogEntry
+        from django.contrib.admin.models import LogEntry as AdminLogEntry
         from django.contrib.auth.signals import user_logged_in, user_logged_out
         from django.core import checks
+        from django.db.models.signals import pre_save
 
         from accounts import signals
         from ispsupport.crypto import check_keys
-        from ispsupport.security import check_allowlists
+        from ispsupport.security import check_allowlists, hide_personal_object_repr
 
         user_logged_in.connect(signals.record_login, dispatch_uid="accounts.record_login")
         user_logged_out.connect(signals.record_logout, dispatch_uid="accounts.record_logout")
         checks.register(check_keys, checks.Tags.security)
         checks.register(check_allowlists, checks.Tags.security)
         post_migrate.connect(_resync_role_groups, dispatch_uid="accounts.resync_role_groups")
+        for log_model in (AuditLogEntry, AdminLogEntry):
+            pre_save.connect(
+                hide_personal_object_repr,
+                sender=log_model,
+                dispatch_uid=f"accounts.hide_personal_object_repr.{log_model._meta.label}",
+            )
 
 
 def _resync_role_groups(sender, using="default", **kwargs) -> None:

@@ -23,6 +23,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from auditlog.middleware import AuditlogMiddleware as _AuditlogMiddleware
@@ -241,6 +242,18 @@ def audit_mask(value: str) -> str:
     """``AUDITLOG_MASK_CALLABLE``: a masked field's diff records that it changed, never its
     value (auditlog's default keeps half of the string)."""
     return "***" if value not in (None, "", "None") else value
+
+
+def hide_personal_object_repr(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """``pre_save`` of auditlog's and the admin's ``LogEntry``: both store ``str(obj)`` as
+    ``object_repr`` in plain text, and a customer's ``str`` is their (encrypted) name. Models
+    that say so (``audit_repr_is_personal = True``) are named "<model> #<pk>" instead; the
+    change itself is still linked to the object by id."""
+    content_type = getattr(instance, "content_type", None)
+    model = content_type.model_class() if content_type is not None else None
+    if model is not None and getattr(model, "audit_repr_is_personal", False):
+        pk = getattr(instance, "object_pk", None) or instance.object_id
+        instance.object_repr = f"{model._meta.verbose_name} #{pk}"
 
 
 class AuditlogMiddleware(_AuditlogMiddleware):

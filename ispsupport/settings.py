@@ -374,7 +374,9 @@ WHITENOISE_USE_FINDERS = DEBUG
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 MEDIA_URL = "/media-not-public/"  # media is served only through permission-checked views
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Customers' media and DSR exports, encrypted at rest with FIELD_ENCRYPTION_KEYS (AES-GCM,
+    # streamed); callers read and write plaintext through the storage API.
+    "default": {"BACKEND": "ispsupport.storage.EncryptedFileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
@@ -618,7 +620,9 @@ AUDITLOG_EXCLUDE_TRACKING_MODELS = (
 )
 # Diffs never hold secrets, raw bodies or message texts ("exclude_fields": not recorded) nor
 # personal values ("mask_fields": the change is recorded as "***"). Encrypted fields must be in
-# one of the two lists (tests/security/test_audit.py fails otherwise).
+# one of the two lists, blind-index columns in "exclude_fields" (tests/security/test_audit.py
+# fails otherwise). Models whose str() is personal (audit_repr_is_personal) are named by id in
+# object_repr (ispsupport.security.hide_personal_object_repr).
 AUDITLOG_MASK_CALLABLE = "ispsupport.security.audit_mask"
 AUDITLOG_INCLUDE_TRACKING_MODELS = (
     {"model": "accounts.User", "exclude_fields": ["password", "last_login", "presence_changed_at"]},
@@ -651,7 +655,15 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
     },
     {
         "model": "conversations.Customer",
-        "exclude_fields": ["metadata"],
+        # Blind indexes are keyed hashes of the identifiers: never in a diff.
+        "exclude_fields": [
+            "metadata",
+            "wa_id_bidx",
+            "bsuid_bidx",
+            "phone_bidx",
+            "cpf_bidx",
+            "name_bidx",
+        ],
         "mask_fields": [
             "wa_id",
             "bsuid",
@@ -682,6 +694,18 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
     {"model": "isp.Contract", "mask_fields": ["holder_name", "cpf", "cpf_index", "address"]},
     {"model": "isp.ContractPhone", "mask_fields": ["phone", "phone_index"]},
     {"model": "isp.Invoice", "mask_fields": ["digitable_line", "pix_code"]},
+    {"model": "compliance.LegalHold", "mask_fields": ["reason"]},
+    {
+        "model": "compliance.Incident",
+        "mask_fields": [
+            "description",
+            "data_nature",
+            "risks",
+            "delay_reasons",
+            "reason_not_notified",
+            "communication_note",
+        ],
+    },
 )
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True

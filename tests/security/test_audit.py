@@ -106,3 +106,43 @@ def test_raw_bodies_and_personal_values_stay_out_of_the_log(customer):
     assert "Ana Maria Souza" not in everything and "Ana Souza" not in everything
     name_change = LogEntry.objects.get_for_object(customer).latest("timestamp")
     assert _changes(name_change)["name"] == ["***", "***"]
+
+
+def test_blind_indexes_are_never_in_a_diff():
+    from ispsupport.crypto import blind_index_fields
+
+    leaks = [
+        f"{model._meta.label}.{f.name}"
+        for model in apps.get_models()
+        if auditlog.contains(model)
+        for f in blind_index_fields(model)
+        if f.name not in _options(model)["exclude_fields"]
+    ]
+    assert not leaks, f"blind-index columns must be in 'exclude_fields': {leaks}"
+
+
+def test_the_change_history_names_a_customer_by_id_not_by_name(admin_member):
+    from conversations import services
+
+    customer = services.customer_resolve(wa_id="5511987650000", name="Joaquina Brandão")
+    client = Client()
+    login_verified(client, admin_member)
+    response = client.post(
+        f"/admin/conversations/customer/{customer.pk}/change/",
+        {"name": "Joaquina B. Souza", "username": "", "cpf": "", "contract_ref": "C-1",
+         "status": "active", "metadata": "{}"},
+    )  # fmt: skip
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    assert customer.name == "Joaquina B. Souza"
+    from django.contrib.admin.models import LogEntry as AdminLogEntry
+
+    audit = LogEntry.objects.get_for_object(customer)
+    admin_entries = AdminLogEntry.objects.filter(object_id=str(customer.pk))
+    assert audit.count() >= 2 and admin_entries.exists()
+    reprs = [e.object_repr for e in audit] + [e.object_repr for e in admin_entries]
+    assert all(r == f"cliente #{customer.pk}" for r in reprs), reprs
+    everything = " ".join(str(e.changes) for e in audit) + " ".join(
+        e.change_message for e in admin_entries
+    )
+    assert "Joaquina" not in everything and "5511987650000" not in everything
