@@ -7,6 +7,11 @@ WhatsApp. Afterwards every row of every model (all fields, decrypted through the
 file in the media storage and every cache entry is searched for the subject's name, phone in
 every spelling, wa_id, BSUID, CPF and message texts: none may remain, except in the legal-hold
 service record, which holds no message text.
+
+Data at rest is also read the way someone holding the database and the disk (and the keys)
+would: every cell of every table by raw SQL, with every encrypted token decrypted, and every
+stored file decrypted. Before the erasure nothing personal is readable without decrypting;
+after it, nothing decrypts to the subject's data and no blind index still points at them.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 import pytest
 from django.apps import apps
 from django.core.cache import cache
+from django.db import connection
 
 from compliance.models import DataSubjectRequest, LegalHold, ServiceRecordHold
 from compliance.services import (
@@ -30,7 +36,9 @@ from compliance.services import (
     export_create,
 )
 from conversations import services as conv_services
+from conversations.identity import customers_by_identity, identity_index
 from conversations.models import Customer, Message
+from ispsupport import crypto, filecrypt
 from whatsapp.testing import envelope, new_wamid, signed_post, text_message
 from whatsapp.tests.loopback import *  # noqa: F403
 
@@ -80,7 +88,7 @@ def _build_subject(client, graph, agent, django_capture_on_commit_callbacks):
     media_id = graph.add_media(PHOTO, "image/jpeg")
     with django_capture_on_commit_callbacks(execute=True):
         _post(client, _image_message(media_id))
-    customer = Customer.objects.get(phone_e164="+5511987651234")
+    customer = customers_by_identity(phone="+5511987651234").get()
     Customer.objects.filter(pk=customer.pk).update(cpf=CPF)  # as the ERP look-up would
     customer.refresh_from_db()
     conversation = customer.conversations.get()
@@ -118,6 +126,57 @@ def _dump_storage(root) -> list[tuple[str, str]]:
     return found
 
 
+def _cell(value) -> str:
+    if isinstance(value, memoryview):
+        value = value.tobytes()
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return str(value)
+
+
+def _dump_raw_database(*, decrypt: bool) -> list[tuple[str, str]]:
+    """Every cell of every table as SQL returns it; with ``decrypt``, each Fernet token is
+    followed by what it decrypts to (what someone with the database and the keys reads)."""
+    rows = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names(cursor):
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608
+            for record in cursor.fetchall():
+                cells = []
+                for value in record:
+                    text = _cell(value)
+                    cells.append(text)
+                    if decrypt and crypto.looks_encrypted(text):
+                        cells.append(crypto.decrypt_str(text))
+                rows.append((f"table {table}", " | ".join(cells)))
+    return rows
+
+
+def _dump_storage_decrypted(root) -> list[tuple[str, str]]:
+    found = []
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as fh:
+                if not filecrypt.is_encrypted(fh.read(len(filecrypt.MAGIC))):
+                    continue
+            with filecrypt.DecryptingReader(open(path, "rb")) as reader:
+                found.append((f"{path} (decrypted)", reader.read().decode("latin-1")))
+    return found
+
+
+def _subject_indexes() -> list[str]:
+    """The subject's blind indexes: a row still holding one would say they were a customer."""
+    values = [
+        identity_index("wa_id", WA_ID),
+        identity_index("bsuid", BSUID),
+        identity_index("phone", WA_ID),
+        identity_index("cpf", CPF),
+    ]
+    words = Customer._meta.get_field("name_bidx").tokens(NAME)
+    return [v for v in values if v] + words
+
+
 def _dump_cache() -> list[tuple[str, str]]:
     client = getattr(cache, "_cache", None)
     if hasattr(cache, "client") and hasattr(cache.client, "get_client"):  # django-redis
@@ -149,7 +208,7 @@ def test_erasure_leaves_nothing_but_the_blocked_service_record(
 ):
     customer = _build_subject(client, graph, agent, django_capture_on_commit_callbacks)
     messages = Message.objects.filter(conversation__customer=customer)
-    assert messages.filter(text=TEXTS[0]).exists()
+    assert any(m.text == TEXTS[0] for m in messages)
     assert messages.exclude(media_file="").exists(), "the photo was downloaded"
     decisions = apps.get_model("bot", "BotDecision").objects.filter(conversation__customer=customer)
     assert decisions.exists(), "the bot decided on the customer's messages"
@@ -164,6 +223,15 @@ def test_erasure_leaves_nothing_but_the_blocked_service_record(
     before = _leaks(_dump_database()) + _leaks(_dump_storage(storage)) + _leaks(_dump_cache())
     assert before, "the test data must be visible before the erasure"
     assert _leaks(_dump_cache()), "the cached copy is visible before the erasure"
+    # At rest, nothing personal is readable without the keys: not in any table, not on disk…
+    assert _leaks(_dump_raw_database(decrypt=False)) == []
+    assert _leaks(_dump_storage(storage)) == []
+    # …and everything is there for whoever holds them (the dumps can see what they look for).
+    at_rest = _dump_raw_database(decrypt=True) + _dump_storage_decrypted(storage)
+    assert {needle for needle in _forbidden() if any(needle in t for _w, t in at_rest)} == set(
+        _forbidden()
+    )
+    assert any(i in t for i in _subject_indexes() for _w, t in _dump_raw_database(decrypt=False))
 
     erase = dsr_detect_and_open(customer, "Quero apagar meus dados")
     assert erase.kind == DataSubjectRequest.Kind.ERASURE
@@ -179,6 +247,12 @@ def test_erasure_leaves_nothing_but_the_blocked_service_record(
 
     leaks = _leaks(_dump_database()) + _leaks(_dump_storage(storage)) + _leaks(_dump_cache())
     assert leaks == []
+    # Decrypting every token in every table and every stored file finds nothing either, and
+    # no blind index still points at the subject.
+    assert _leaks(_dump_raw_database(decrypt=True) + _dump_storage_decrypted(storage)) == []
+    raw = _dump_raw_database(decrypt=False)
+    assert [i for i in _subject_indexes() if any(i in t for _w, t in raw)] == []
+    assert not customers_by_identity(phone=WA_ID).exists()
 
     held = ServiceRecordHold.objects.get(protocol=protocol)
     record_text = " ".join(

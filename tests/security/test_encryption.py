@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.db import connection, models
 from django.test.utils import isolate_apps
 
-from ispsupport import crypto
+from ispsupport import crypto, filecrypt
 from ispsupport.crypto import EncryptedJSONField, EncryptedTextField, blind_index
 from whatsapp.models import WebhookEvent
 
@@ -170,3 +170,203 @@ def test_the_migration_encrypts_existing_plaintext_rows(settings):
     assert _raw_body(event.pk).startswith(crypto.TOKEN_PREFIX)
     assert WebhookEvent.objects.get(pk=event.pk).body == BODY
     assert global_apps.get_model("whatsapp", "WebhookEvent") is WebhookEvent
+
+
+# --- rotation of customers' data and of stored files -------------------------------------------
+
+
+def _raw_customer_name(pk: int) -> str:
+    from conversations.models import Customer
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT name FROM {Customer._meta.db_table} WHERE id = %s", [pk])  # noqa: S608
+        return cursor.fetchone()[0]
+
+
+def test_rotation_covers_customers_messages_and_media_files(settings, tmp_path):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from conversations import services
+    from conversations.identity import customers_by_identity
+    from conversations.models import Message
+    from conversations.tests.factories import ConversationFactory, MessageFactory
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    settings.FIELD_ENCRYPTION_KEYS = [KEY_OLD]
+    customer = services.customer_resolve(wa_id="551187651234", name="Joaquina Brandão")
+    conversation = ConversationFactory(customer=customer)
+    photo = MessageFactory(conversation=conversation, type="image", text="foto do roteador")
+    photo.media_file.save("roteador.jpg", ContentFile(b"JPEG da Joaquina"), save=True)
+    # A file stored before files were encrypted (written straight to disk, as it was then).
+    legacy = MessageFactory(conversation=conversation, type="document", text="")
+    (tmp_path / "media").mkdir(exist_ok=True)
+    (tmp_path / "media" / "antigo.pdf").write_bytes(b"%PDF antigo da Joaquina")
+    Message.objects.filter(pk=legacy.pk).update(media_file="media/antigo.pdf")
+    old_name = _raw_customer_name(customer.pk)
+    photo_path = tmp_path / photo.media_file.name
+    old_photo = photo_path.read_bytes()
+
+    settings.FIELD_ENCRYPTION_KEYS = [KEY_NEW, KEY_OLD]  # new key first: old data still readable
+    assert default_storage.open(photo.media_file.name).read() == b"JPEG da Joaquina"
+    assert default_storage.open("media/antigo.pdf").read() == b"%PDF antigo da Joaquina"
+    out, err = io.StringIO(), io.StringIO()
+    call_command("rotate_encryption_keys", "--batch-size", "1", stdout=out, stderr=err)
+    report = out.getvalue()
+    assert "conversations.Customer: 1 rows" in report
+    assert "conversations.Message: 2 rows" in report
+    assert (
+        "conversations.Message.media_file: 2 file(s); rotated 1, 1 stored before encryption "
+        "encrypted, 0 already current, 0 missing, 0 undecryptable"
+    ) in report
+    assert "done: every value and file is under the newest key" in report
+    assert "[##############################] 2/2" in err.getvalue()  # the progress bar
+    assert "[" not in report  # stdout is the report only
+    assert _raw_customer_name(customer.pk) != old_name
+    assert photo_path.read_bytes() != old_photo
+    legacy_on_disk = (tmp_path / "media" / "antigo.pdf").read_bytes()
+    assert legacy_on_disk.startswith(filecrypt.MAGIC) and b"Joaquina" not in legacy_on_disk
+
+    settings.FIELD_ENCRYPTION_KEYS = [KEY_NEW]  # old key dropped: everything still readable
+    assert list(customers_by_identity(phone="11987651234", national=True)) == [customer]
+    fresh = customers_by_identity(wa_id="551187651234").get()
+    assert fresh.name == "Joaquina Brandão"
+    assert Message.objects.get(pk=photo.pk).text == "foto do roteador"
+    assert default_storage.open(photo.media_file.name).read() == b"JPEG da Joaquina"
+    assert default_storage.open("media/antigo.pdf").read() == b"%PDF antigo da Joaquina"
+
+    again = io.StringIO()  # resumable: nothing left to do
+    call_command("rotate_encryption_keys", stdout=again, stderr=io.StringIO())
+    assert "2 file(s); rotated 0, 0 stored before encryption encrypted, 2 already current" in (
+        again.getvalue()
+    )
+
+
+def test_rotation_refuses_to_bless_a_file_no_key_opens(settings, tmp_path):
+    from django.core.files.base import ContentFile
+
+    from conversations.tests.factories import MessageFactory
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    settings.FIELD_ENCRYPTION_KEYS = [KEY_OLD]
+    message = MessageFactory(type="image")
+    message.media_file.save("x.jpg", ContentFile(b"bytes"), save=True)
+    settings.FIELD_ENCRYPTION_KEYS = [KEY_NEW]  # the old key was dropped too early
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("rotate_encryption_keys", "--model", "conversations.Message", stdout=out,
+                     stderr=err)  # fmt: skip
+    assert exit_info.value.code == 1
+    assert "0 missing, 1 undecryptable" in out.getvalue()
+    assert "do not drop old keys" in err.getvalue()
+
+
+def test_no_files_leaves_stored_files_for_later(settings, tmp_path):
+    from django.core.files.base import ContentFile
+
+    from conversations.tests.factories import MessageFactory
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    settings.FIELD_ENCRYPTION_KEYS = [KEY_OLD]
+    message = MessageFactory(type="image")
+    message.media_file.save("x.jpg", ContentFile(b"bytes"), save=True)
+    before = (tmp_path / message.media_file.name).read_bytes()
+    settings.FIELD_ENCRYPTION_KEYS = [KEY_NEW, KEY_OLD]
+    out = io.StringIO()
+    call_command("rotate_encryption_keys", "--no-files", stdout=out, stderr=io.StringIO())
+    assert "media_file" not in out.getvalue()
+    assert (tmp_path / message.media_file.name).read_bytes() == before
+
+
+def test_an_altered_or_truncated_file_is_refused_not_served_short(settings, tmp_path):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    data = bytes(range(256)) * 600  # three chunks
+    name = default_storage.save("media/big.bin", ContentFile(data))
+    path = tmp_path / name
+    assert default_storage.size(name) == len(data)
+    sealed = path.read_bytes()
+    path.write_bytes(sealed[: filecrypt.HEADER_SIZE + filecrypt.CHUNK_SIZE + filecrypt.TAG_SIZE])
+    with pytest.raises(filecrypt.FileDecryptionError):
+        default_storage.open(name).read()
+    flipped = bytearray(sealed)
+    flipped[-1] ^= 1
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(filecrypt.FileDecryptionError):
+        default_storage.open(name).read()
+
+
+# --- the data migrations of bot and compliance --------------------------------------------------
+
+
+def _state_before_data_step(app_label: str, migration_name: str):
+    """The state a migration's RunPython sees: earlier migrations plus its own schema steps."""
+    import importlib
+
+    from django.db.migrations.loader import MigrationLoader
+
+    module = importlib.import_module(f"{app_label}.migrations.{migration_name}")
+    state = MigrationLoader(connection).project_state(module.Migration.dependencies[0])
+    for operation in module.Migration.operations:
+        if operation.__class__.__name__ == "RunPython":
+            break
+        operation.state_forwards(app_label, state)
+    return module, state.apps
+
+
+def _raw(model, pk: int, column: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {column} FROM {model._meta.db_table} WHERE id = %s",  # noqa: S608
+            [pk],
+        )
+        return cursor.fetchone()[0]
+
+
+def _set_raw(model, pk: int, column: str, value: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {model._meta.db_table} SET {column} = %s WHERE id = %s",  # noqa: S608
+            [value, pk],
+        )
+
+
+def test_the_compliance_and_bot_migrations_encrypt_existing_rows(customer):
+    from bot.models import BotDecision
+    from compliance.models import ConsentRecord, DataSubjectRequest
+    from compliance.services import consent_grant, dsr_open
+    from conversations.tests.factories import MessageFactory
+
+    request = dsr_open(kind="access", customer=customer, details="Pedido da Joaquina")
+    consent = consent_grant(customer=customer, purpose="marketing", channel="whatsapp",
+                            proof={"wamid": "wamid.X"})  # fmt: skip
+    message = MessageFactory(conversation__customer=customer, type="audio", text="")
+    decision = BotDecision.objects.create(
+        message=message, conversation=message.conversation, action="escalated", rule="audio",
+        engine="rules", transcript="áudio: sou a Joaquina",
+    )  # fmt: skip
+    # As before the release: plaintext in the columns.
+    _set_raw(DataSubjectRequest, request.pk, "details", "Pedido da Joaquina")
+    _set_raw(ConsentRecord, consent.pk, "proof", '{"wamid": "wamid.X"}')
+    _set_raw(BotDecision, decision.pk, "transcript", "áudio: sou a Joaquina")
+
+    for app_label, name in (
+        ("compliance", "0003_encrypt_personal_data"),
+        ("bot", "0003_encrypt_transcript"),
+    ):
+        migration, historical = _state_before_data_step(app_label, name)
+        migration.encrypt_rows(historical, None)
+        migration.encrypt_rows(historical, None)  # idempotent
+
+    for model, pk, column in (
+        (DataSubjectRequest, request.pk, "details"),
+        (ConsentRecord, consent.pk, "proof"),
+        (BotDecision, decision.pk, "transcript"),
+    ):
+        raw = _raw(model, pk, column)
+        assert raw.startswith(crypto.TOKEN_PREFIX) and "Joaquina" not in raw
+    assert DataSubjectRequest.objects.get(pk=request.pk).details == "Pedido da Joaquina"
+    assert ConsentRecord.objects.get(pk=consent.pk).proof == {"wamid": "wamid.X"}
+    assert BotDecision.objects.get(pk=decision.pk).transcript == "áudio: sou a Joaquina"

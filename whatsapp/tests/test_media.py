@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 
 from conversations.models import Conversation, Message
 from conversations.tests.factories import ConversationFactory, MessageFactory
+from ispsupport import filecrypt
 from whatsapp import media
 from whatsapp.tasks.media import download_media
 from whatsapp.tests.loopback import *  # noqa: F403
@@ -56,7 +57,7 @@ def photo_message(graph, *, conversation=None, data=PHOTO, announced_sha256=None
     )
 
 
-def test_download_stores_the_file_through_the_default_storage(graph):
+def test_download_stores_the_file_through_the_default_storage(graph, tmp_path):
     message = photo_message(graph)
 
     assert download_media.delay(message.pk).get() == "stored"
@@ -65,7 +66,11 @@ def test_download_stores_the_file_through_the_default_storage(graph):
     assert message.media_file.name.startswith("media/") and message.media_file.name.endswith(".jpg")
     with default_storage.open(message.media_file.name) as stored:
         assert stored.read() == PHOTO
-    assert message.media_size == len(PHOTO)
+    assert message.media_size == len(PHOTO) == default_storage.size(message.media_file.name)
+    # At rest the bytes are encrypted (ispsupport.storage): nothing of the photo is on disk.
+    on_disk = (tmp_path / message.media_file.name).read_bytes()
+    assert on_disk.startswith(filecrypt.MAGIC)
+    assert b"router's lights" not in on_disk and PHOTO not in on_disk
 
 
 def test_a_sha256_mismatch_stores_nothing(graph, tmp_path):
@@ -132,7 +137,8 @@ def test_the_media_view_serves_the_assigned_agent_and_admins(client, stored_phot
     response = client.get(f"/media/{stored_photo.pk}/")
 
     assert response.status_code == 200
-    assert b"".join(response.streaming_content) == PHOTO
+    assert b"".join(response.streaming_content) == PHOTO  # decrypted for the viewer
+    assert response["Content-Length"] == str(len(PHOTO))  # the plaintext's, not the file's
     assert response["Content-Type"] == "image/jpeg"
     assert response["Content-Disposition"] == 'inline; filename="roteador.jpg"'
     assert response["X-Content-Type-Options"] == "nosniff"
