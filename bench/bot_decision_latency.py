@@ -82,6 +82,7 @@ def main() -> None:
     from bot.services import bot_handle_inbound
     from conversations import outbox
     from conversations import services as conv
+    from conversations.identity import customer_name_q
     from conversations.models import Conversation, ConversationEvent, Customer, Message
 
     outbox.register_dispatcher(lambda message_id: None)
@@ -92,7 +93,8 @@ def main() -> None:
     ConversationEvent.objects.all().delete()
     Message.objects.all().delete()
     Conversation.objects.all().delete()
-    Customer.objects.filter(wa_id__startswith="5599").delete()
+    # Bench customers are found by their name (names are encrypted: through the word index).
+    Customer.objects.filter(customer_name_q("Bench Latency")).delete()
     for slug, name in (("suporte", "Suporte técnico"), ("financeiro", "Financeiro")):
         Team.objects.get_or_create(slug=slug, defaults={"name": name})
 
@@ -116,7 +118,7 @@ def main() -> None:
     def new_conversation():
         nonlocal customer_seq
         customer_seq += 1
-        customer = conv.customer_resolve(wa_id=f"5599{customer_seq:09d}")
+        customer = conv.customer_resolve(wa_id=f"5599{customer_seq:09d}", name="Bench Latency")
         return conv.conversation_get_or_open(customer=customer)[0]
 
     while decided < total:

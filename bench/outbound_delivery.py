@@ -104,10 +104,12 @@ def run(args, connections) -> int:
     customers = max(1, args.messages // args.per_customer)
     stamp = int(time.time())
     ids: list[int] = []
+    customer_ids: list[int] = []
     print(f"queueing {args.messages} replies to {customers} customers…", flush=True)
     for n in range(customers):
         wa_id = f"5599{stamp % 10**6:06d}{n:05d}"
         customer = services.customer_resolve(wa_id=wa_id, name="Bench")
+        customer_ids.append(customer.pk)
         conversation, _ = services.conversation_get_or_open(customer=customer)
         Conversation.objects.filter(pk=conversation.pk).update(
             last_customer_message_at=django_now()
@@ -182,7 +184,7 @@ def run(args, connections) -> int:
     )
 
     Message.objects.filter(pk__in=ids).delete()
-    bench_customers = Customer.objects.filter(name="Bench", wa_id__startswith="5599")
+    bench_customers = Customer.objects.filter(pk__in=customer_ids)
     Conversation.objects.filter(customer__in=bench_customers).delete()
     bench_customers.delete()
     return 0
