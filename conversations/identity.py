@@ -14,6 +14,12 @@ commands and tests — goes through here; no other module filters on those colum
   accents and case ignored).
 - ``identity_index(kind, value)``: the index value itself, for callers that map rows back to
   inputs in bulk (``{c.phone_bidx: c for c in …}``).
+
+Writing customers needs nothing from here: the index columns derive themselves from the
+plaintext on ``create``/``save``/``bulk_create`` and ``Customer.objects.update``/
+``bulk_update`` (``ispsupport.crypto``). Uniqueness lives on ``wa_id_bidx``, ``bsuid_bidx`` and
+``phone_bidx``: those are the ``unique_fields`` of an upsert, and the columns an
+``IntegrityError`` is about.
 """
 
 from __future__ import annotations

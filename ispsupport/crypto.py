@@ -221,7 +221,9 @@ class EncryptedTextField(_EncryptedMixin, models.TextField):
 
     def formfield(self, **kwargs: Any) -> Any:
         if self.max_length is not None and self.max_length <= 255 and not self.choices:
-            # Skip TextField's Textarea: a name or a phone is one line.
+            # Skip TextField's Textarea: a name or a phone is one line (as a CharField would).
+            if self.null:
+                kwargs.setdefault("empty_value", None)
             return models.Field.formfield(self, max_length=self.max_length, **kwargs)
         return super().formfield(**kwargs)
 

@@ -16,6 +16,7 @@ from compliance.models import AccessLogEntry, DataExport
 from compliance.services import access_log_record, consent_grant, dsr_detect_and_open, export_create
 from conversations import services as conv_services
 from conversations.tests.factories import ConversationFactory, MessageFactory
+from ispsupport import filecrypt
 
 pytestmark = pytest.mark.django_db
 
@@ -76,14 +77,22 @@ def test_export_zip_holds_json_and_a_pt_br_summary(subject, django_capture_on_co
     assert "Minha internet está lenta à noite" in html
 
 
-def test_download_link_works_logs_and_expires(client, subject, django_capture_on_commit_callbacks):
+def test_download_link_works_logs_and_expires(
+    client, subject, media_root, django_capture_on_commit_callbacks
+):
     export = _export(subject, django_capture_on_commit_callbacks)
     url = f"/privacidade/exportacoes/{export.token}/"
+    # At rest the ZIP (everything about the subject) is encrypted; the download is the ZIP.
+    on_disk = (media_root / export.file.name).read_bytes()
+    assert on_disk.startswith(filecrypt.MAGIC) and not on_disk.startswith(b"PK")
 
     response = client.get(url)
     assert response.status_code == 200
     assert response["Content-Type"] == "application/zip"
-    b"".join(response.streaming_content)
+    body = b"".join(response.streaming_content)
+    assert response["Content-Length"] == str(len(body)) == str(export.size)
+    with zipfile.ZipFile(io.BytesIO(body)) as zf:
+        assert "dados.json" in zf.namelist()
     assert (
         AccessLogEntry.objects.filter(action="export_download", customer_id=subject.pk).count() == 1
     )
