@@ -3,10 +3,13 @@ the columns become plain ``text``, existing rows are encrypted in batches (idemp
 backwards they are decrypted), then the fields become encrypted fields (no schema change).
 
 ``AccessLogEntry`` (staff username and IP, hash-chained and append-only) and
-``ServiceRecordHold.subject_digest`` (already a keyed HMAC) stay as they are.
+``ServiceRecordHold.subject_digest`` (already a keyed HMAC) stay as they are. Change-log
+entries that named a legal hold by its reason are renamed "retenção legal #<id>".
 """
 
 from django.db import migrations, models
+from django.db.models import F, Value
+from django.db.models.functions import Concat
 
 import ispsupport.crypto
 
@@ -46,8 +49,29 @@ def decrypt_rows(apps, schema_editor) -> None:
     _run(apps, encrypt=False)
 
 
+def name_holds_by_id_in_change_logs(apps, schema_editor) -> None:
+    content_type = (
+        apps.get_model("contenttypes", "ContentType")
+        .objects.filter(app_label="compliance", model="legalhold")
+        .first()
+    )
+    if content_type is None:
+        return
+    apps.get_model("auditlog", "LogEntry").objects.filter(content_type=content_type).update(
+        object_repr=Concat(Value("retenção legal #"), F("object_pk"))
+    )
+    apps.get_model("admin", "LogEntry").objects.filter(content_type=content_type).update(
+        object_repr=Concat(Value("retenção legal #"), F("object_id"))
+    )
+
+
 class Migration(migrations.Migration):
-    dependencies = [("compliance", "0002_role_permissions")]
+    dependencies = [
+        ("compliance", "0002_role_permissions"),
+        ("admin", "0003_logentry_add_action_flag_choices"),
+        ("auditlog", "0017_add_actor_email"),
+        ("contenttypes", "0002_remove_content_type_name"),
+    ]
 
     operations = [
         migrations.AlterField(
@@ -180,4 +204,5 @@ class Migration(migrations.Migration):
                 blank=True, verbose_name="forma e conteúdo da comunicação"
             ),
         ),
+        migrations.RunPython(name_holds_by_id_in_change_logs, migrations.RunPython.noop),
     ]

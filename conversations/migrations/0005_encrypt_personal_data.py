@@ -8,9 +8,14 @@
 4. The fields become encrypted fields (no schema change: still ``text``) and the identity
    indexes unique — the rule the plaintext columns held (one customer per wa_id, BSUID and
    canonical phone). ``customer_has_an_identity`` keeps working: NULL stays NULL.
+5. The change logs (django-auditlog's and the admin's) stored each customer's name as
+   ``object_repr``; existing entries are renamed "cliente #<id>", as new ones are
+   (``ispsupport.security.hide_personal_object_repr``).
 """
 
 from django.db import migrations, models
+from django.db.models import F, Value
+from django.db.models.functions import Concat
 
 import ispsupport.crypto
 
@@ -36,8 +41,29 @@ def decrypt_rows(apps, schema_editor) -> None:
     _run(apps, encrypt=False)
 
 
+def name_customers_by_id_in_change_logs(apps, schema_editor) -> None:
+    content_type = (
+        apps.get_model("contenttypes", "ContentType")
+        .objects.filter(app_label="conversations", model="customer")
+        .first()
+    )
+    if content_type is None:
+        return
+    apps.get_model("auditlog", "LogEntry").objects.filter(content_type=content_type).update(
+        object_repr=Concat(Value("cliente #"), F("object_pk"))
+    )
+    apps.get_model("admin", "LogEntry").objects.filter(content_type=content_type).update(
+        object_repr=Concat(Value("cliente #"), F("object_id"))
+    )
+
+
 class Migration(migrations.Migration):
-    dependencies = [("conversations", "0003_console")]
+    dependencies = [
+        ("conversations", "0003_console"),
+        ("admin", "0003_logentry_add_action_flag_choices"),
+        ("auditlog", "0017_add_actor_email"),
+        ("contenttypes", "0002_remove_content_type_name"),
+    ]
 
     operations = [
         # 1. Plain, wide, not unique.
@@ -233,4 +259,6 @@ class Migration(migrations.Migration):
             name="text",
             field=ispsupport.crypto.EncryptedTextField(verbose_name="nota"),
         ),
+        # 5. Change logs name customers by id.
+        migrations.RunPython(name_customers_by_id_in_change_logs, migrations.RunPython.noop),
     ]

@@ -351,3 +351,17 @@ def test_the_migration_encrypts_existing_rows_and_fills_the_indexes():
     migration.decrypt_rows(historical, None)  # backwards: plaintext again
     assert _raw(Customer, customer.pk, "name")["name"] == NAME
     assert _raw(Message, message.pk, "text")["text"] == TEXT
+
+
+def test_the_migration_renames_customers_in_existing_change_log_entries():
+    from auditlog.models import LogEntry
+    from django.apps import apps as global_apps
+
+    customer = _joaquina()
+    entries = LogEntry.objects.get_for_object(customer)
+    entries.update(object_repr=NAME)  # as entries written before this release read
+    migration = importlib.import_module("conversations.migrations.0004_encrypt_personal_data")
+
+    migration.name_customers_by_id_in_change_logs(global_apps, None)
+
+    assert {e.object_repr for e in entries} == {f"cliente #{customer.pk}"}
