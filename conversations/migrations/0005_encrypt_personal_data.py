@@ -59,7 +59,7 @@ def name_customers_by_id_in_change_logs(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("conversations", "0003_console"),
+        ("conversations", "0004_csat_and_dashboard"),
         ("admin", "0003_logentry_add_action_flag_choices"),
         ("auditlog", "0017_add_actor_email"),
         ("contenttypes", "0002_remove_content_type_name"),

@@ -360,7 +360,7 @@ def test_the_migration_renames_customers_in_existing_change_log_entries():
     customer = _joaquina()
     entries = LogEntry.objects.get_for_object(customer)
     entries.update(object_repr=NAME)  # as entries written before this release read
-    migration = importlib.import_module("conversations.migrations.0004_encrypt_personal_data")
+    migration = importlib.import_module("conversations.migrations.0005_encrypt_personal_data")
 
     migration.name_customers_by_id_in_change_logs(global_apps, None)
 

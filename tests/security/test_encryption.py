@@ -353,8 +353,8 @@ def test_the_compliance_and_bot_migrations_encrypt_existing_rows(customer):
     _set_raw(BotDecision, decision.pk, "transcript", "áudio: sou a Joaquina")
 
     for app_label, name in (
-        ("compliance", "0003_encrypt_personal_data"),
-        ("bot", "0003_encrypt_transcript"),
+        ("compliance", "0004_encrypt_personal_data"),
+        ("bot", "0004_encrypt_transcript"),
     ):
         migration, historical = _state_before_data_step(app_label, name)
         migration.encrypt_rows(historical, None)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from bot import client as gemini_client
 from bot.fake_gemini import FakeGemini
 from bot.replies import RESOLVED_NO, RESOLVED_YES
+from conversations.identity import customers_by_identity
 from conversations.models import Conversation, ConversationEvent
 from isp import formatting
 from isp.models import Contract, ServiceOrder, TrustUnlock, VisitWindow
@@ -95,7 +96,7 @@ class Phone:
 
     @property
     def conversation(self) -> Conversation:
-        return Conversation.objects.get(customer__wa_id=self.wa_id)
+        return Conversation.objects.get(customer__in=customers_by_identity(wa_id=self.wa_id))
 
 
 @pytest.fixture

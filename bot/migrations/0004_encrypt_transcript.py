@@ -18,7 +18,7 @@ def decrypt_rows(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("bot", "0002_seed_policy_and_knowledge")]
+    dependencies = [("bot", "0003_self_service_actions_and_reasons")]
 
     operations = [
         migrations.RunPython(encrypt_rows, decrypt_rows),

@@ -67,7 +67,7 @@ def name_holds_by_id_in_change_logs(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("compliance", "0002_role_permissions"),
+        ("compliance", "0003_dsr_answer_notice"),
         ("admin", "0003_logentry_add_action_flag_choices"),
         ("auditlog", "0017_add_actor_email"),
         ("contenttypes", "0002_remove_content_type_name"),
