@@ -277,8 +277,7 @@ WORD_TOKEN_LENGTH = 16
 def normalise_words(text: str) -> list[str]:
     """The distinct searchable words of ``text``: accents removed, case folded, 2+ characters.
 
-    ``"José  DA Conceição-Souza"`` → ``["conceicao", "da", "jose", "souza"]`` (sorted, so the
-    stored index says nothing about word order).
+    ``"José  DA Conceição-Souza"`` → ``["conceicao", "da", "jose", "souza"]``.
     """
     decomposed = unicodedata.normalize("NFKD", text or "")
     plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
@@ -357,10 +356,13 @@ class WordBlindIndexField(_DerivedIndexMixin, models.TextField):
         return name, path, args, kwargs
 
     def tokens(self, text: str) -> list[str]:
-        return [
-            blind_index(word, purpose=self.purpose)[:WORD_TOKEN_LENGTH]
-            for word in normalise_words(text)
-        ]
+        # Sorted by token, not by word: the stored order says nothing about the words.
+        return sorted(
+            {
+                blind_index(word, purpose=self.purpose)[:WORD_TOKEN_LENGTH]
+                for word in normalise_words(text)
+            }
+        )
 
     def compute(self, value: Any) -> str:
         tokens = self.tokens(str(value or ""))
