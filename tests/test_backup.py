@@ -21,7 +21,7 @@ from django.db import connection
 from conftest import on_postgres
 from conversations.tests.factories import ConversationFactory, CustomerFactory, MessageFactory
 from deploy.fleet import ensure_database
-from ispsupport import backup, crypto
+from ispsupport import backup, crypto, filecrypt
 from whatsapp.models import WebhookEvent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,8 +118,11 @@ def test_backup_restores_into_an_empty_database_with_the_same_rows_values_and_me
         ).fetchone()
     assert crypto.looks_encrypted(stored)  # still encrypted at rest in the restored copy
     assert crypto.decrypt_str(stored) == raw
-    assert name == "Ana Souza"
-    assert (restored_media / media_file).read_bytes() == photo
+    assert crypto.looks_encrypted(name) and crypto.decrypt_str(name) == "Ana Souza"
+    restored_file = restored_media / media_file  # encrypted at rest too (ispsupport.storage)
+    assert restored_file.read_bytes().startswith(filecrypt.MAGIC)
+    with filecrypt.DecryptingReader(restored_file.open("rb")) as plain:
+        assert plain.read() == photo
 
     # Restoring again into what is now a full database: refused, then allowed with --force.
     again = _restore(path, restore_database, tmp_path / "empty-media")
