@@ -21,6 +21,10 @@ class AccountsConfig(AppConfig):
         checks.register(check_keys, checks.Tags.security)
         checks.register(check_allowlists, checks.Tags.security)
         post_migrate.connect(_resync_role_groups, dispatch_uid="accounts.resync_role_groups")
+        # Prometheus: log-ins, lockouts and sessions (signals; active sessions on scrape).
+        from accounts import metrics
+
+        metrics.connect()
 
 
 def _resync_role_groups(sender, using="default", **kwargs) -> None:
