@@ -165,9 +165,10 @@ def live_event_failed(stage: str) -> None:
 
 
 def csat_rated(score: int) -> None:
-    """A customer answered the satisfaction survey (call on commit, once per answer)."""
+    """A customer's satisfaction answer was stored (the CSAT service calls this once per answer,
+    inside its transaction; recorded on commit)."""
     if 1 <= int(score) <= 5:
-        CSAT_SCORE.observe(int(score))
+        on_commit(lambda: CSAT_SCORE.observe(int(score)))
 
 
 # --- Receivers: rows the services write -------------------------------------------------------
@@ -239,25 +240,42 @@ def _on_message(sender: Any, instance: Any, created: bool, **_kwargs: Any) -> No
         on_commit(lambda: MESSAGES_OUTBOUND.labels(type=kind, sender=sender_kind).inc())
 
 
-def _on_conversation(
-    sender: Any, instance: Any, created: bool, update_fields: Any = None, **_kwargs: Any
-) -> None:
-    """A CSAT answer: counted when a save names ``csat_score`` (the CSAT service's save)."""
-    if update_fields and "csat_score" in update_fields and instance.csat_score is not None:
-        score = int(instance.csat_score)
-        on_commit(lambda: csat_rated(score))
-
-
 # --- State read on scrape ---------------------------------------------------------------------
 
-# Set by the SLA code (``register_sla_breach_source``): returns {"first_response": n, …}.
+# Counts open conversations past their SLA target, by target ({"first_response": n, …}).
 _sla_breach_source: Callable[[], dict[str, int]] | None = None
 
 
-def register_sla_breach_source(source: Callable[[], dict[str, int]]) -> None:
-    """The function that counts open conversations past their SLA target, by target."""
+def register_sla_breach_source(source: Callable[[], dict[str, int]] | None) -> None:
+    """Replace the function that feeds ``ispsupport_conversations_sla_breached``."""
     global _sla_breach_source
     _sla_breach_source = source
+
+
+def _sla_breaches() -> dict[str, int]:
+    """The registered source, else the SLA clocks of ``conversations.sla`` when that module
+    exists (its ``*_breach_q(now)`` conditions), else nothing (the family has no samples)."""
+    if _sla_breach_source is not None:
+        return _sla_breach_source()
+    try:
+        from conversations import sla  # type: ignore[attr-defined]
+    except ImportError:
+        return {}
+    from conversations.models import Conversation
+
+    now = timezone.now()
+    conditions = {
+        target: getattr(sla, f"{target}_breach_q", None)
+        for target in ("first_response", "resolution", "anatel")
+    }
+    aggregates = {
+        target: Count("pk", filter=condition(now))
+        for target, condition in conditions.items()
+        if condition is not None
+    }
+    if not aggregates:
+        return {}
+    return Conversation.objects.filter(state__in=Conversation.OPEN_STATES).aggregate(**aggregates)
 
 
 def _collect_state() -> Iterable[Metric]:
@@ -333,9 +351,8 @@ def _collect_state() -> Iterable[Metric]:
         "Open conversations past their SLA target, by target (first_response, resolution).",
         labels=["target"],
     )
-    if _sla_breach_source is not None:
-        for target, count in sorted(_sla_breach_source().items()):
-            breached.add_metric([label(target)], count)
+    for target, count in sorted(_sla_breaches().items()):
+        breached.add_metric([label(target)], count or 0)
     yield breached
 
 
@@ -345,7 +362,6 @@ def connect() -> None:
 
     post_save.connect(_on_event, sender=ConversationEvent, dispatch_uid="metrics.conv_event")
     post_save.connect(_on_message, sender=Message, dispatch_uid="metrics.message")
-    post_save.connect(_on_conversation, sender=Conversation, dispatch_uid="metrics.conversation")
     register_state_collector("conversations", _collect_state)
     for resolution in Conversation.Resolution.values:
         CONVERSATIONS_CLOSED.labels(resolution=resolution)

@@ -33,6 +33,7 @@ HEADER_REQUEST_ID = "request_id"
 HEADER_PUBLISHED_AT = "published_at"
 
 _local = threading.local()
+_metrics_server: tuple[Any, threading.Thread] | None = None  # (server, thread) of the port
 
 
 def _running() -> dict[str, list[tuple[Any, float, str]]]:
@@ -128,8 +129,11 @@ def start_metrics_server(sender: Any = None, **_kwargs: Any) -> None:
         )
     import prometheus_client
 
+    global _metrics_server
     try:
-        prometheus_client.start_http_server(port, addr=addr, registry=metrics.collect_registry())
+        _metrics_server = prometheus_client.start_http_server(
+            port, addr=addr, registry=metrics.collect_registry()
+        )
     except OSError as exc:
         logger.error(
             "celery metrics: could not listen",
@@ -137,6 +141,18 @@ def start_metrics_server(sender: Any = None, **_kwargs: Any) -> None:
         )
         return
     logger.info("celery metrics: serving", extra={"addr": addr, "port": port})
+
+
+@signals.worker_shutdown.connect(weak=False, dispatch_uid="ispsupport.worker_metrics_server_stop")
+def stop_metrics_server(**_kwargs: Any) -> None:
+    """Close the worker's metrics port (at worker shutdown; tests start several workers)."""
+    global _metrics_server
+    if _metrics_server is not None:
+        server, thread = _metrics_server
+        _metrics_server = None
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 @signals.worker_process_shutdown.connect(weak=False, dispatch_uid="ispsupport.worker_process_dead")

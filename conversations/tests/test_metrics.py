@@ -17,7 +17,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Presence
-from conversations import services
+from conversations import metrics, services
 from conversations.models import Conversation
 from conversations.tests.conftest import login
 from conversations.tests.factories import ConversationFactory
@@ -119,15 +119,16 @@ def test_a_rolled_back_transition_counts_nothing(customer, django_capture_on_com
     )
 
 
-def test_a_csat_answer_feeds_the_score_histogram(customer, django_capture_on_commit_callbacks):
-    conversation = ConversationFactory(
-        customer=customer, state=Conversation.State.CLOSED, closed_at=timezone.now()
-    )
+def test_a_stored_csat_answer_feeds_the_score_histogram_on_commit_only(
+    django_capture_on_commit_callbacks,
+):
     before = scrape()
 
     with django_capture_on_commit_callbacks(execute=True):
-        conversation.csat_score = 4
-        conversation.save(update_fields=["csat_score"])  # what the CSAT service writes
+        metrics.csat_rated(4)  # what the CSAT service calls when it stores an answer
+        with pytest.raises(RuntimeError), transaction.atomic():
+            metrics.csat_rated(1)
+            raise RuntimeError("this answer was not stored")
 
     after = scrape()
     assert (
@@ -138,6 +139,30 @@ def test_a_csat_answer_feeds_the_score_histogram(customer, django_capture_on_com
     assert after.value("ispsupport_csat_score_bucket", le="3.0") == before.value(
         "ispsupport_csat_score_bucket", le="3.0"
     )
+
+
+def test_the_sla_gauge_shows_what_the_registered_source_counts(customer):
+    """The SLA code registers how it counts breaches; the gauge reads it on every scrape."""
+    cutoff = timezone.now() - timedelta(hours=1)
+
+    def waiting_over_an_hour() -> dict[str, int]:
+        late = Conversation.objects.filter(state="waiting", waiting_since__lt=cutoff)
+        return {"first_response": late.count(), "resolution": 0}
+
+    for minutes in (90, 5):
+        ConversationFactory(
+            state=Conversation.State.WAITING,
+            waiting_since=timezone.now() - timedelta(minutes=minutes),
+        )
+    metrics.register_sla_breach_source(waiting_over_an_hour)
+    try:
+        samples = scrape()
+    finally:
+        metrics.register_sla_breach_source(None)
+
+    breached = "ispsupport_conversations_sla_breached"
+    assert samples.value(breached, target="first_response") == 1
+    assert samples.value(breached, target="resolution") == 0
 
 
 def test_agents_online_and_their_capacity_are_read_on_scrape(

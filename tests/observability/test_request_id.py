@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
+import urllib.request
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -16,13 +18,13 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.test import Client
+from django.test import Client, override_settings
 
 from conversations.models import LiveEvent
 from conversations.tests.conftest import isolated_channel_layer, login  # noqa: F401
 from ispsupport import requestid
 from ispsupport.asgi import application  # imported first: it sets up Django (and logging) again
-from ispsupport.tests.observability import json_log, scrape
+from ispsupport.tests.observability import Samples, json_log, scrape
 from whatsapp.tasks.inbound import process_pending_webhook_events
 from whatsapp.testing import envelope, signed_post, text_message
 
@@ -147,13 +149,24 @@ def log_something() -> str:
     return requestid.get()
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def worker():
+    """A real worker thread for the probe app, serving its metrics port (CELERY_METRICS_PORT)."""
     from ispsupport.celery import app
 
+    port = _free_port()
     try:
-        with start_worker(probe_app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
-            yield
+        with (
+            override_settings(CELERY_METRICS_PORT=port, CELERY_METRICS_ADDR="127.0.0.1"),
+            start_worker(probe_app, pool="solo", perform_ping_check=False, loglevel="WARNING"),
+        ):
+            yield f"http://127.0.0.1:{port}/metrics"
     finally:
         app.set_current()  # start_worker made the probe app the current and default one
         app.set_default()
@@ -185,3 +198,14 @@ def test_a_task_published_outside_any_request_gets_an_id_of_its_own(worker):
     assert re.fullmatch(r"[0-9a-f]{32}", rid)
     (line,) = [line for line in lines if line["message"] == "probe task ran"]
     assert line["request_id"] == rid
+
+
+def test_the_worker_serves_its_task_series_on_its_own_port(worker):
+    assert log_something.delay().get(timeout=10)
+
+    with urllib.request.urlopen(worker, timeout=5) as response:
+        samples = Samples(response.read().decode())
+
+    name = "ispsupport_celery_tasks_total"
+    assert samples.value(name, task="probe.log_something", state="success") >= 1
+    assert samples.has("ispsupport_celery_task_duration_seconds_count", task="probe.log_something")
