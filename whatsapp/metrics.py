@@ -61,7 +61,8 @@ WEBHOOK_LAG = histogram(
 )
 GRAPH_REQUESTS = counter(
     "ispsupport_whatsapp_api_requests",
-    "Calls to Meta's Graph API by endpoint (messages, media_upload, media_info, media_download) "
+    "Calls to Meta's Graph API by endpoint (messages, media_upload, media_info, media_download, "
+    "templates) "
     "and outcome (ok, retryable, pair_limit, window_closed, token, permanent, timeout, network).",
     ["endpoint", "outcome"],
     initial=[("messages", "ok")],
@@ -123,21 +124,22 @@ def webhook_answered(status: int, seconds: float) -> None:
 
 
 def graph_endpoint(method: str, url: str) -> str:
-    """The Graph operation a request performs, from its method and path (no ids)."""
+    """The Graph operation a request performs, from its method and path (never the ids)."""
     path = urlparse(url).path.rstrip("/")
     base = urlparse(settings.WHATSAPP_API_BASE_URL).path.rstrip("/")
-    version = settings.WHATSAPP_API_VERSION
-    if path.endswith("/messages"):
+    prefix = f"{base}/{settings.WHATSAPP_API_VERSION}/"
+    last = path.rsplit("/", 1)[-1]
+    if last == "messages":
         return "messages"
-    if path.endswith("/media") and method == "POST":
+    if last == "media" and method == "POST":
         return "media_upload"
-    if (
-        method == "GET"
-        and path.startswith(f"{base}/{version}/")
-        and path.count("/") == base.count("/") + 2
-    ):
-        return "media_info"
-    return "media_download" if method == "GET" else "other"
+    if last == "message_templates":
+        return "templates"
+    if method != "GET":
+        return "other"
+    if path.startswith(prefix) and "/" not in path[len(prefix) :]:
+        return "media_info"  # GET /{media-id}
+    return "media_download"  # Meta's short-lived file URL
 
 
 def graph_call(endpoint: str, outcome: str, seconds: float, code: int | None = None) -> None:

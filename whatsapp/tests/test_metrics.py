@@ -6,6 +6,7 @@ before and after the action: counters are process-wide, so only the difference i
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 
@@ -199,3 +200,23 @@ def test_metas_pair_limit_and_our_own_limiter_count_as_rate_limited(graph, custo
     assert after.value(refused, scope=scope, result="refused") > before.value(
         refused, scope=scope, result="refused"
     )
+
+
+def test_each_graph_operation_is_counted_under_its_own_endpoint(graph, settings):
+    from whatsapp.client import get_client
+    from whatsapp.templates import templates_sync
+
+    settings.WHATSAPP_BUSINESS_ACCOUNT_ID = "100000000000010"
+    media_id = graph.add_media(b"\x89PNG fake image", "image/png", "foto.png")
+    before = scrape()
+
+    client = get_client()
+    info = client.media_info(media_id)
+    client.media_download(info.url, into=io.BytesIO(), max_bytes=1024)
+    templates_sync(client=client)
+
+    after = scrape()
+    name = "ispsupport_whatsapp_api_requests_total"
+    for endpoint in ("media_info", "media_download", "templates"):
+        ok = after.value(name, endpoint=endpoint, outcome="ok")
+        assert ok - before.value(name, endpoint=endpoint, outcome="ok") == 1, endpoint
