@@ -209,3 +209,15 @@ def test_the_worker_serves_its_task_series_on_its_own_port(worker):
     name = "ispsupport_celery_tasks_total"
     assert samples.value(name, task="probe.log_something", state="success") >= 1
     assert samples.has("ispsupport_celery_task_duration_seconds_count", task="probe.log_something")
+
+
+def test_a_json_line_carries_the_request_id_and_still_no_personal_data():
+    with json_log() as lines, requestid.context("req-pii-check"):
+        logging.getLogger("whatsapp.inbound").warning(
+            "could not reach +55 11 98765-4321", extra={"contact": "ana.souza@example.com"}
+        )
+
+    (line,) = lines
+    assert line["request_id"] == "req-pii-check"
+    assert "98765" not in json.dumps(line) and "ana.souza" not in json.dumps(line)
+    assert "[phone]" in line["message"] and line["contact"] == "[email]"
