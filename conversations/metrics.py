@@ -127,6 +127,10 @@ CONSOLE_SOCKETS = gauge(
     "ispsupport_console_websockets",
     "Console WebSockets open right now; summed over processes.",
 )
+CSAT_SURVEYS = counter(
+    "ispsupport_csat_surveys_sent",
+    "Satisfaction surveys queued at closing (at most one per conversation).",
+)
 CSAT_SCORE = histogram(
     "ispsupport_csat_score",
     "Customer satisfaction ratings (1-5); _count is the number of answers, _sum/_count the "
@@ -162,6 +166,10 @@ def live_event(kind: str) -> None:
 
 def live_event_failed(stage: str) -> None:
     LIVE_EVENT_FAILURES.labels(stage=stage).inc()
+
+
+def csat_survey_sent() -> None:
+    on_commit(CSAT_SURVEYS.inc)
 
 
 def csat_rated(score: int) -> None:

@@ -119,28 +119,6 @@ def test_a_rolled_back_transition_counts_nothing(customer, django_capture_on_com
     )
 
 
-def test_a_stored_csat_answer_feeds_the_score_histogram_on_commit_only(
-    django_capture_on_commit_callbacks,
-):
-    before = scrape()
-
-    with django_capture_on_commit_callbacks(execute=True):
-        metrics.csat_rated(4)  # what the CSAT service calls when it stores an answer
-        with pytest.raises(RuntimeError), transaction.atomic():
-            metrics.csat_rated(1)
-            raise RuntimeError("this answer was not stored")
-
-    after = scrape()
-    assert (
-        after.value("ispsupport_csat_score_count") - before.value("ispsupport_csat_score_count")
-        == 1
-    )
-    assert after.value("ispsupport_csat_score_sum") - before.value("ispsupport_csat_score_sum") == 4
-    assert after.value("ispsupport_csat_score_bucket", le="3.0") == before.value(
-        "ispsupport_csat_score_bucket", le="3.0"
-    )
-
-
 def test_the_sla_gauge_shows_what_the_registered_source_counts(customer):
     """The SLA code registers how it counts breaches; the gauge reads it on every scrape."""
     cutoff = timezone.now() - timedelta(hours=1)

@@ -11,6 +11,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from conversations import services
@@ -220,3 +221,40 @@ def test_each_graph_operation_is_counted_under_its_own_endpoint(graph, settings)
     for endpoint in ("media_info", "media_download", "templates"):
         ok = after.value(name, endpoint=endpoint, outcome="ok")
         assert ok - before.value(name, endpoint=endpoint, outcome="ok") == 1, endpoint
+
+
+def test_the_survey_at_closing_and_the_customers_rating_are_counted(
+    graph, customer, agent, team_support, django_capture_on_commit_callbacks
+):
+    from conversations.models import Conversation
+    from whatsapp import inbound
+    from whatsapp.testing import interactive_reply
+
+    conversation = ConversationFactory(
+        customer=customer,
+        team=team_support,
+        state=Conversation.State.ASSIGNED,
+        assigned_agent=agent,
+        last_customer_message_at=timezone.now() - timedelta(minutes=3),
+    )
+    before = scrape()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_close_by_staff(
+            conversation=conversation, actor=agent, resolution="resolved"
+        )
+    tap = interactive_reply(reply_id=f"csat:{conversation.pk}:4", title="4 · Bom")
+    assert signed_post(Client(), envelope(messages=[tap])).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        for event_id in WebhookEvent.objects.values_list("pk", flat=True):
+            inbound.event_process(event_id=event_id)
+
+    conversation.refresh_from_db()
+    assert conversation.csat_score == 4
+    after = scrape()
+    delta = lambda name, **labels: after.value(name, **labels) - before.value(name, **labels)  # noqa: E731
+    assert delta("ispsupport_csat_surveys_sent_total") == 1
+    assert delta("ispsupport_csat_score_count") == 1
+    assert delta("ispsupport_csat_score_sum") == 4
+    assert delta("ispsupport_csat_score_bucket", le="3.0") == 0
+    assert delta("ispsupport_csat_score_bucket", le="4.0") == 1
