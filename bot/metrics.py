@@ -1,18 +1,16 @@
 """Series of the bot: model calls (Gemini), decisions, escalations, fallbacks, the breaker.
 
 Model calls are recorded by ``bot.client`` (the one chokepoint: every call, its latency and
-tokens); decisions from the ``BotDecision`` row each decision writes (on commit); the breaker's
-state is read on scrape from the cache every worker shares. Labels: operations, outcomes,
+tokens); decisions from the ``BotDecision`` row each decision writes (on commit); the Gemini
+breaker's state is read on scrape (``ispsupport_circuit_breaker_state{breaker="gemini"}``). Labels: operations, outcomes,
 actions, engines, reasons: never text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from django.db.models.signals import post_save
-from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ispsupport.metrics import (
     FAST_BUCKETS,
@@ -20,11 +18,10 @@ from ispsupport.metrics import (
     histogram,
     label,
     on_commit,
-    register_state_collector,
+    register_breaker,
 )
 
 OPERATIONS = ("triage", "transcribe", "router_photo")
-BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 MODEL_REQUESTS = counter(
     "ispsupport_bot_model_requests",
@@ -107,21 +104,8 @@ def _on_decision(sender: Any, instance: Any, created: bool, **_kwargs: Any) -> N
     on_commit(record)
 
 
-def _collect_state() -> Iterable[Metric]:
-    from bot import ai
-
-    state = GaugeMetricFamily(
-        "ispsupport_bot_breaker_state",
-        "The Gemini circuit breaker shared by all workers: 0 closed, 1 half-open (one trial "
-        "call let through), 2 open (the rules answer).",
-        labels=["breaker"],
-    )
-    state.add_metric(["gemini"], BREAKER_STATES.get(ai.breaker().state(), 0))
-    yield state
-
-
 def connect() -> None:
     from bot.models import BotDecision
 
     post_save.connect(_on_decision, sender=BotDecision, dispatch_uid="metrics.bot_decision")
-    register_state_collector("bot", _collect_state)
+    register_breaker("gemini")  # bot.ai.breaker(): its state on /metrics

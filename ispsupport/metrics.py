@@ -337,8 +337,34 @@ def _celery_queues() -> Iterable[Metric]:
     yield family
 
 
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+_breakers: set[str] = set()
+
+
+def register_breaker(name: str) -> None:
+    """Expose the state of the circuit breaker ``name`` (``ispsupport.breaker``) on scrape."""
+    _breakers.add(name)
+
+
+def _breaker_states() -> Iterable[Metric]:
+    from ispsupport.breaker import CircuitBreaker
+
+    family = GaugeMetricFamily(
+        "ispsupport_circuit_breaker_state",
+        "Circuit breakers shared by all workers (gemini, erp…): 0 closed, 1 half-open (one trial "
+        "call let through), 2 open (calls are not made; the fallback answers).",
+        labels=["breaker"],
+    )
+    for name in sorted(_breakers):
+        # The state lives in the shared cache; thresholds do not matter for reading it.
+        state = CircuitBreaker(name, fail_max=1, reset_timeout_s=1.0).state()
+        family.add_metric([name], BREAKER_STATES.get(state, 0))
+    yield family
+
+
 register_state_collector("build_info", _build_info)
 register_state_collector("celery_queues", _celery_queues)
+register_state_collector("breakers", _breaker_states)
 
 
 def collect_registry() -> CollectorRegistry:

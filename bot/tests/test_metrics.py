@@ -65,7 +65,7 @@ def test_an_open_breaker_shows_in_its_gauge_and_the_rules_fallback_is_counted(
     app.conf.task_eager_propagates = False
     fake_gemini.queue(unavailable(), unavailable(), unavailable())
     before = scrape()
-    assert before.value("ispsupport_bot_breaker_state", breaker="gemini") == 0
+    assert before.value("ispsupport_circuit_breaker_state", breaker="gemini") == 0
 
     try:
         with django_capture_on_commit_callbacks(execute=True):
@@ -81,7 +81,7 @@ def test_an_open_breaker_shows_in_its_gauge_and_the_rules_fallback_is_counted(
     assert ai.breaker().state() == "open"
     after = scrape()
     delta = lambda name, **labels: after.value(name, **labels) - before.value(name, **labels)  # noqa: E731
-    assert after.value("ispsupport_bot_breaker_state", breaker="gemini") == 2
+    assert after.value("ispsupport_circuit_breaker_state", breaker="gemini") == 2
     assert delta("ispsupport_circuit_breaker_transitions_total", breaker="gemini", to="open") == 1
     assert (
         delta("ispsupport_bot_model_requests_total", operation="triage", outcome="server_error")

@@ -128,7 +128,7 @@ def test_the_alert_rules_are_valid_and_name_only_existing_series():
     for series in (
         "ispsupport_webhook_oldest_pending_seconds",
         "ispsupport_outbox_oldest_pending_seconds",
-        "ispsupport_bot_breaker_state",
+        "ispsupport_circuit_breaker_state",
         "ispsupport_conversations_sla_breached",
         "django_http_responses_total_by_status_total",
     ):

@@ -174,3 +174,19 @@ def test_several_processes_add_up_in_multiprocess_mode(tmp_path):
     samples = Samples(result.stdout)
     assert samples.value("ispsupport_webhook_events_received_total") == 5
     assert len(list(tmp_path.glob("counter_*.db"))) >= 2  # one file per process
+
+
+def test_every_shared_circuit_breaker_shows_its_state(settings):
+    from bot import ai
+    from isp.erp import rest
+
+    assert scrape().value("ispsupport_circuit_breaker_state", breaker="erp") == 0
+    erp = rest.breaker()
+    for _ in range(erp.fail_max):
+        erp.record_failure()  # what the REST ERP adapter records on each 5xx
+
+    samples = scrape()
+
+    assert samples.value("ispsupport_circuit_breaker_state", breaker="erp") == 2
+    assert samples.value("ispsupport_circuit_breaker_state", breaker="gemini") == 0
+    assert ai.breaker().state() == "closed"
