@@ -56,7 +56,8 @@ def _sample_database_pools() -> None:
         pool = getattr(wrapper, "_connection_pools", {}).get(alias)
         if pool is None:
             continue
-        stats = pool.pop_stats()  # counters since the last pop, plus the current sizes
+        # get_stats, never pop_stats: /readyz (ispsupport.dbpool) reports the totals since start.
+        stats = pool.get_stats()
         size = int(stats.get("pool_size", 0))
         available = int(stats.get("pool_available", 0))
         metrics.DB_POOL_CONNECTIONS.labels(alias=alias, state="in_use").set(
@@ -65,11 +66,22 @@ def _sample_database_pools() -> None:
         metrics.DB_POOL_CONNECTIONS.labels(alias=alias, state="idle").set(available)
         metrics.DB_POOL_MAX.labels(alias=alias).set(int(stats.get("pool_max", 0)))
         metrics.DB_POOL_WAITING.labels(alias=alias).set(int(stats.get("requests_waiting", 0)))
-        metrics.DB_POOL_CHECKOUTS.labels(alias=alias).inc(int(stats.get("requests_num", 0)))
+        metrics.DB_POOL_CHECKOUTS.labels(alias=alias).inc(_growth(alias, "requests_num", stats))
         metrics.DB_POOL_WAIT_SECONDS.labels(alias=alias).inc(
-            int(stats.get("requests_wait_ms", 0)) / 1000.0
+            _growth(alias, "requests_wait_ms", stats) / 1000.0
         )
-        metrics.DB_POOL_ERRORS.labels(alias=alias).inc(int(stats.get("requests_errors", 0)))
+        metrics.DB_POOL_ERRORS.labels(alias=alias).inc(_growth(alias, "requests_errors", stats))
+
+
+_seen: dict[tuple[str, str], int] = {}
+
+
+def _growth(alias: str, key: str, stats: dict[str, int]) -> int:
+    """How much the pool's running total ``key`` grew since the last sample."""
+    value = int(stats.get(key, 0))
+    previous = _seen.get((alias, key), 0)
+    _seen[(alias, key)] = value
+    return value - previous if value >= previous else value  # reset elsewhere: count anew
 
 
 def _redis_pools() -> dict[str, Any]:
