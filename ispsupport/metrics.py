@@ -45,6 +45,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from ispsupport import brokerstats
+
 logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
@@ -306,37 +308,6 @@ def _build_info() -> Iterable[Metric]:
     yield family
 
 
-def _celery_queues() -> Iterable[Metric]:
-    """Messages waiting in each Celery queue (Redis broker: one LLEN per queue)."""
-    family = GaugeMetricFamily(
-        "ispsupport_celery_queue_length",
-        "Task messages waiting in the broker, by queue (Redis broker only; empty when eager).",
-        labels=["queue"],
-    )
-    url = getattr(settings, "CELERY_BROKER_URL", "") or ""
-    if (
-        url.startswith(("redis://", "rediss://", "unix://"))
-        and not settings.CELERY_TASK_ALWAYS_EAGER
-    ):
-        import redis
-
-        queues = sorted(
-            {r["queue"] for r in settings.CELERY_TASK_ROUTES.values()}
-            | {settings.CELERY_TASK_DEFAULT_QUEUE}
-        )
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-        try:
-            with client.pipeline(transaction=False) as pipe:
-                for queue in queues:
-                    pipe.llen(queue)
-                lengths = pipe.execute()
-        finally:
-            client.close()
-        for queue, length in zip(queues, lengths, strict=True):
-            family.add_metric([queue], int(length))
-    yield family
-
-
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 _breakers: set[str] = set()
 
@@ -363,7 +334,7 @@ def _breaker_states() -> Iterable[Metric]:
 
 
 register_state_collector("build_info", _build_info)
-register_state_collector("celery_queues", _celery_queues)
+register_state_collector("celery_queues", brokerstats.celery_queue_lengths)
 register_state_collector("breakers", _breaker_states)
 
 

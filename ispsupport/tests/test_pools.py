@@ -67,3 +67,31 @@ def test_the_redis_pool_reports_its_connections_and_maximum():
         "ispsupport_redis_pool_connections", pool="cache", state="idle"
     ) + samples.value("ispsupport_redis_pool_connections", pool="cache", state="in_use")
     assert connections >= 1
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL (Redis broker)")
+def test_messages_waiting_in_a_celery_queue_are_counted(settings):
+    import redis
+
+    from ispsupport.celery import app
+
+    queue = "webhooks"
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    broker.delete(queue)
+    settings.CELERY_BROKER_URL = settings.REDIS_URL
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False
+    try:
+        before = scrape()
+        for _ in range(3):  # published for real, and no worker consumes them here
+            app.send_task("whatsapp.process_pending_webhook_events", queue=queue)
+        samples = scrape()
+    finally:
+        app.conf.task_always_eager = True
+        broker.delete(queue)
+        broker.close()
+
+    assert samples.value("ispsupport_celery_queue_length", queue=queue) == 3
+    published = "ispsupport_celery_tasks_published_total"
+    assert samples.value(published, queue=queue) - before.value(published, queue=queue) == 3
