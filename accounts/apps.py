@@ -30,6 +30,10 @@ class AccountsConfig(AppConfig):
                 sender=log_model,
                 dispatch_uid=f"accounts.hide_personal_object_repr.{log_model._meta.label}",
             )
+        # Prometheus: log-ins, lockouts and sessions (signals; active sessions on scrape).
+        from accounts import metrics
+
+        metrics.connect()
 
 
 def _resync_role_groups(sender, using="default", **kwargs) -> None:

@@ -13,7 +13,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from accounts import services
+from accounts import metrics, services
 from accounts.models import ApiToken
 from ispsupport.security import audit_set_actor
 
@@ -34,6 +34,7 @@ class ApiTokenAuthentication(BaseAuthentication):
         if not secret.startswith(services.API_TOKEN_PREFIX):
             return None  # someone else's bearer scheme
         token = services.api_token_authenticate(secret=secret)
+        metrics.API_TOKEN_AUTH.labels(result="invalid" if token is None else "ok").inc()
         if token is None:
             raise exceptions.AuthenticationFailed(_("Token inválido, expirado ou revogado."))
         enforce_token_scope(request.method, token)

@@ -32,6 +32,7 @@ from django.utils.translation import gettext as _
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts import metrics
 from accounts.models import ApiToken, Role, User, UserSession
 from ispsupport.crypto import DecryptionError
 
@@ -151,6 +152,7 @@ def sessions_end(*, records: Iterable[UserSession], reason: str) -> int:
             by_user.setdefault(record.user_id, []).append(record.key_hash)
     for user_id, hashes in by_user.items():
         transaction.on_commit(lambda u=user_id, h=hashes: _notify_sessions_revoked(u, h))
+    metrics.sessions_ended(reason, ended)
     return ended
 
 

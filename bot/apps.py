@@ -21,3 +21,7 @@ class BotConfig(AppConfig):
             "escalation_reason",
             {f"bot:{value}": label for value, label in EscalationRule.Reason.choices},
         )
+        # Prometheus: decisions from the rows they write; the breaker's state read on scrape.
+        from bot import metrics
+
+        metrics.connect()

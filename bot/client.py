@@ -34,6 +34,8 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from pydantic import BaseModel, Field, ValidationError
 
+from bot import metrics
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -553,6 +555,7 @@ def _call(
         error = _translate(exc)
         if error is None:
             raise
+        metrics.model_call(operation, error.kind, latency_ms)
         # Class and code only: exception text may quote the request.
         logger.warning(
             "gemini %s failed model=%s latency_ms=%.0f error=%s kind=%s code=%s",
@@ -576,6 +579,9 @@ def _call(
 
 
 def _log_done(operation: str, config: GeminiConfig, outcome: _Outcome, result: str) -> None:
+    metrics.model_call(
+        operation, result, outcome.latency_ms, outcome.prompt_tokens, outcome.output_tokens
+    )
     logger.info(
         "gemini %s %s model=%s latency_ms=%.0f prompt_tokens=%s output_tokens=%s "
         "finish=%s block=%s",

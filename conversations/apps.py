@@ -12,3 +12,7 @@ class ConversationsConfig(AppConfig):
         from conversations import privacy
 
         privacy.register_all()
+        # Prometheus series: receivers on the rows services write, gauges read on scrape.
+        from conversations import metrics
+
+        metrics.connect()

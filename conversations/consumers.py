@@ -23,7 +23,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from conversations import access, events, selectors, services
+from conversations import access, events, metrics, selectors, services
 from conversations.models import Conversation
 
 CLOSE_FORBIDDEN = 4403
@@ -75,6 +75,7 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        metrics.CONSOLE_SOCKETS.inc()
         seq = await database_sync_to_async(_connected)(user)
         await self.send_json(
             {
@@ -88,6 +89,7 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.user is None:
             return
+        metrics.CONSOLE_SOCKETS.dec()
         for group in self.joined:
             await self.channel_layer.group_discard(group, self.channel_name)
         await database_sync_to_async(services.agent_socket_disconnected)(user=self.user)

@@ -34,7 +34,7 @@ from django.utils.translation import gettext_lazy as _
 
 from compliance.services import dsr_detect_kind
 from compliance.services.consent import is_marketing_stop_keyword
-from conversations import events
+from conversations import events, metrics
 from conversations.models import Conversation, Customer, Message
 
 logger = logging.getLogger(__name__)
@@ -141,6 +141,7 @@ def csat_request_locked(
         logger.info("csat: survey not queued", extra={"error": exc.code})
         return None
     conversation.csat_requested_at = now
+    metrics.csat_survey_sent()
     return message
 
 
@@ -252,6 +253,7 @@ def csat_record_score(*, conversation: Conversation, score: int, at: datetime) -
         )
         if not stored:
             return False
+        metrics.csat_rated(score)
         conversation.csat_score, conversation.csat_answered_at = score, at
         events.publish_conversation(
             conversation_id=conversation.pk, kind="conversation.csat", data={"score": score}

@@ -13,7 +13,9 @@ transaction commits (``transaction.on_commit``) and only to the audience compute
   refetches its own figures — at most once per ``DASHBOARD_PUSH_INTERVAL_SECONDS``.
 
 An event carries ids and states, never customer text; the console fetches the partial it needs
-through a permission-checked view. Each event is stored (``LiveEvent``) before it is sent, and
+through a permission-checked view. ``data.request_id`` is the request id current when the
+service published (``ispsupport.requestid``): the same id as the webhook request and the Celery
+tasks' log lines that led to it. Each event is stored (``LiveEvent``) before it is sent, and
 its id is the sequence a reconnecting socket resumes from. Typing notices are ephemeral: no
 sequence, not stored.
 """
@@ -33,6 +35,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Role
+from conversations import metrics
+from ispsupport import requestid
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +101,7 @@ def _layer_send(groups: Iterable[str], event: dict[str, Any]) -> None:
             async_to_sync(layer.group_send)(group, {"type": HANDLER, "event": event})
         except Exception:
             # A lost live event is recovered by the catch-up; never fail the caller for it.
+            metrics.live_event_failed("send")
             logger.exception("events: group_send failed", extra={"group": group})
 
 
@@ -115,8 +120,10 @@ def _store_and_send(
             created_at=now,
         )
     except Exception:
+        metrics.live_event_failed("store")
         logger.exception("events: could not store live event", extra={"kind": kind})
         return
+    metrics.live_event(kind)
     _layer_send(groups, serialize(row))
 
 
@@ -144,6 +151,8 @@ def publish_conversation(
     """
     extra = set(also_to)
     payload = dict(data or {})
+    if rid := requestid.get():
+        payload.setdefault("request_id", rid)
 
     def _send() -> None:
         from conversations.models import Conversation
@@ -176,6 +185,8 @@ def publish_conversation(
 def publish_presence(*, user_id: Any, presence: str) -> None:
     """After commit, tell supervisors and admins that an agent's presence changed."""
     data = {"user_id": str(user_id), "presence": presence}
+    if rid := requestid.get():
+        data["request_id"] = rid
 
     def _send() -> None:
         _store_and_send(

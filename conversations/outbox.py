@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 from django.db import transaction
 
+from ispsupport import requestid
+
 logger = logging.getLogger(__name__)
 
 Dispatcher = Callable[[int], None]
@@ -38,4 +40,5 @@ def dispatch_on_commit(message_id: int) -> None:
             # The message stays pending; the sweeper will pick it up again.
             logger.exception("outbox: dispatch failed", extra={"message_id": message_id})
 
-    transaction.on_commit(_dispatch)
+    # Under the request id of the reply's origin, even when the commit happens elsewhere.
+    transaction.on_commit(requestid.bind(_dispatch))

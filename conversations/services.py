@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Presence, Role, Team, User
-from conversations import events, outbox
+from conversations import events, metrics, outbox
 from conversations.identity import customers_by_identity
 from conversations.models import (
     Conversation,
@@ -558,6 +558,7 @@ def message_record_outbound(
     ):
         raise InvalidTransition(_("A conversa já foi encerrada."))
     if type != Message.Type.TEMPLATE and not conversation.window_is_open(now):
+        metrics.window_refused(source="local")
         raise WindowClosed()
     media = media or MediaInfo()
     with transaction.atomic():
@@ -581,10 +582,14 @@ def message_record_outbound(
         if media_file is not None:
             message.media_file.save(media_file.name, media_file, save=False)
             message.save(update_fields=["media_file"])
-        if sender_kind == Message.SenderKind.AGENT and conversation.first_response_at is None:
-            Conversation.objects.filter(pk=conversation.pk, first_response_at__isnull=True).update(
-                first_response_at=now
-            )
+        if (
+            sender_kind == Message.SenderKind.AGENT
+            and conversation.first_response_at is None
+            and Conversation.objects.filter(
+                pk=conversation.pk, first_response_at__isnull=True
+            ).update(first_response_at=now)
+        ):
+            metrics.first_response(conversation=conversation, at=now)
         updates: dict[str, Any] = {"last_message_at": now, "last_message": message}
         if sender_kind == Message.SenderKind.AGENT:
             updates["unread_count"] = 0  # answering is reading
@@ -666,6 +671,7 @@ def message_update_delivery(
 
 
 def _publish_status(conversation_id: int, message_id: int, status: str) -> None:
+    metrics.status_reached(status)
     events.publish_conversation(
         conversation_id=conversation_id,
         kind="message.status",
@@ -767,6 +773,7 @@ def message_mark_failed(
 
 def conversation_require_template(*, conversation: Conversation) -> None:
     """Meta said the 24-hour window is closed (131047): the console must offer templates."""
+    metrics.window_refused(source="meta")
     Conversation.objects.filter(pk=conversation.pk).update(template_required=True)
     conversation.template_required = True
     events.publish_conversation(conversation_id=conversation.pk, kind="conversation.window")

@@ -13,6 +13,11 @@ share this one file:
 - ``WEB_CONCURRENCY``: worker processes (default 2 × cores + 1, capped at 8);
 - ``WEB_TIMEOUT`` (30 s): a worker silent for longer is killed and replaced;
 - ``WEB_MAX_REQUESTS`` (2000, jittered): workers are recycled, which bounds slow leaks.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (README "Metrics and logs") every worker writes its series
+to that directory and ``/metrics`` adds them up; ``child_exit`` tells the client library when a
+worker exits (recycled or killed), so its live gauges stop counting. The directory must exist,
+empty, before gunicorn starts (the entry point empties it).
 """
 
 from __future__ import annotations
@@ -45,3 +50,10 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # needs to trust the balancer for wsgi.url_scheme.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 proc_name = "ispsupport-web"
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -16,3 +16,7 @@ class IspConfig(AppConfig):
 
         privacy.register_all()
         checks.register(check_erp_settings)
+        # The REST ERP's circuit breaker (isp.erp.rest.breaker) on /metrics.
+        from ispsupport.metrics import register_breaker
+
+        register_breaker("erp")

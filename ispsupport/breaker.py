@@ -25,6 +25,8 @@ from typing import Literal
 
 from django.core.cache import cache
 
+from ispsupport.metrics import BREAKER_TRANSITIONS
+
 logger = logging.getLogger(__name__)
 
 State = Literal["closed", "open", "half_open"]
@@ -76,6 +78,7 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         if cache.get(self._open_key) is not None:
+            BREAKER_TRANSITIONS.labels(breaker=self.name, to="closed").inc()
             logger.info("circuit breaker closed", extra={"breaker": self.name})
         cache.delete_many([self._failures_key, self._open_key, self._trial_key])
 
@@ -109,6 +112,7 @@ class CircuitBreaker:
         keep = max(1, int(self.reset_timeout_s * 10 + 60))
         cache.set(self._open_key, time.time() + self.reset_timeout_s, timeout=keep)
         cache.delete_many([self._failures_key, self._trial_key])
+        BREAKER_TRANSITIONS.labels(breaker=self.name, to="open").inc()
         logger.warning(
             "circuit breaker opened",
             extra={"breaker": self.name, "reset_timeout_s": self.reset_timeout_s},

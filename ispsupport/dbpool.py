@@ -9,8 +9,8 @@ a retry for a task, a 503 for the webhook, which Meta retries). Two signals for 
   timeouts since the process started). It never fails readiness on saturation: taking a busy
   process out of the balancer moves its load to processes that are as busy;
 - every exhaustion is logged at ERROR with ``event=db_pool_exhausted`` (and the process role),
-  from requests and from Celery tasks: alert on any occurrence. Prometheus metrics for the same
-  figures are the metrics work's to add.
+  from requests and from Celery tasks: alert on any occurrence. The same figures, summed over
+  processes, are on /metrics (``ispsupport_db_pool_*``, ``ispsupport.pools``).
 """
 
 from __future__ import annotations

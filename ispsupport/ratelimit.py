@@ -225,12 +225,26 @@ def reset_backend() -> None:
 
 def allow(key: str, limit: int, window_s: float, *, burst: int | None = None) -> tuple[bool, float]:
     """One event under ``key``: ``(True, 0.0)``, or ``(False, seconds until allowed)``."""
-    return get_backend().allow_all([Rule(key, limit, window_s, burst)])
+    return allow_all([Rule(key, limit, window_s, burst)])
 
 
 def allow_all(rules: list[Rule]) -> tuple[bool, float]:
     """One event under every rule, all or nothing; the wait is the longest of the refusals."""
-    return get_backend().allow_all(rules)
+    allowed, wait = get_backend().allow_all(rules)
+    _count(rules, allowed)
+    return allowed, wait
+
+
+def scope(key: str) -> str:
+    """The rule family of a key, without its id (``wa:pair:123:45`` → ``wa:pair``)."""
+    return ":".join(key.split(":")[:2])
+
+
+def _count(rules: list[Rule], allowed: bool) -> None:
+    from ispsupport.metrics import RATE_LIMIT_DECISIONS
+
+    name = "+".join(sorted({scope(rule.key) for rule in rules}))
+    RATE_LIMIT_DECISIONS.labels(scope=name, result="allowed" if allowed else "refused").inc()
 
 
 def hold(key: str, seconds: float) -> None:

@@ -32,6 +32,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework.throttling import BaseThrottle
 
 from ispsupport import ratelimit
+from ispsupport.metrics import RATE_LIMIT_DECISIONS
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ def rate_limit(key: str, rate: str, *, fail_open: bool) -> Decision:
     try:
         allowed, retry_after = ratelimit.allow(key, limit, window)
     except (redis.exceptions.RedisError, OSError) as exc:
+        RATE_LIMIT_DECISIONS.labels(scope=ratelimit.scope(key), result="degraded").inc()
         logger.warning(
             "rate limiter unavailable, failing %s",
             "open" if fail_open else "closed",
@@ -224,7 +226,7 @@ def check_allowlists(app_configs=None, **kwargs):
     from django.core import checks
 
     errors = []
-    for name in ("ADMIN_IP_ALLOWLIST", "API_IP_ALLOWLIST"):
+    for name in ("ADMIN_IP_ALLOWLIST", "API_IP_ALLOWLIST", "METRICS_IP_ALLOWLIST"):
         for cidr in getattr(settings, name, []):
             try:
                 ipaddress.ip_network(cidr, strict=False)

@@ -128,6 +128,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "ispsupport.requestid.RequestIdMiddleware",  # X-Request-ID in, out and on every log line
     "django.middleware.security.SecurityMiddleware",
     "ispsupport.security.SecurityHeadersMiddleware",  # CSP, Permissions-Policy
     "ispsupport.security.IPAllowlistMiddleware",  # ADMIN_IP_ALLOWLIST, API_IP_ALLOWLIST
@@ -273,6 +274,8 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "America/Sao_Paulo"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Workers log through Django's LOGGING (JSON, request ids, personal-data mask), not Celery's.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Tasks carry explicit names ("<app>.<verb>_<noun>"); each app's queue is chosen here.
 CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
     "whatsapp.process_webhook_event": {"queue": "webhooks"},
@@ -719,6 +722,24 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
+# --- Metrics and observability (README "Metrics and logs") -------------------------------------
+# Who may scrape /metrics: addresses in METRICS_IP_ALLOWLIST (CIDRs; default loopback and
+# private networks, where Prometheus lives), and with METRICS_TOKEN set, only with
+# "Authorization: Bearer <token>". Sessions and roles never open it.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_IP_ALLOWLIST = env_list(
+    "METRICS_IP_ALLOWLIST",
+    "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+)
+# Gauges read from the database on scrape are cached this long per process.
+METRICS_STATE_CACHE_SECONDS = env_float("METRICS_STATE_CACHE_SECONDS", 15.0)
+# Queries slower than this are logged (duration, our file:line, never parameters); 0: off.
+DB_SLOW_QUERY_MS = env_int("DB_SLOW_QUERY_MS", 500)
+# A Celery worker serves its own series on this port (0: off); see README.
+CELERY_METRICS_PORT = env_int("CELERY_METRICS_PORT", 0)
+CELERY_METRICS_ADDR = env_str("CELERY_METRICS_ADDR", "127.0.0.1")
+APP_VERSION = env_str("APP_VERSION", "dev")
+
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {
@@ -727,17 +748,21 @@ LOGGING = {
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
         },
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
-    # Masks phone numbers, CPFs, e-mails and tokens in every record (ispsupport/logging.py).
-    "filters": {"pii": {"()": "ispsupport.logging.PIIMaskingFilter"}},
+    "filters": {
+        # The request id that follows a customer message end to end (ispsupport/requestid.py).
+        "request_id": {"()": "ispsupport.requestid.RequestIdFilter"},
+        # Masks phone numbers, CPFs, e-mails and tokens in every record (ispsupport/logging.py).
+        "pii": {"()": "ispsupport.logging.PIIMaskingFilter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": env_str("LOG_FORMAT", "plain" if DEBUG else "json"),
-            "filters": ["pii"],
+            "filters": ["request_id", "pii"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

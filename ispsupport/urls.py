@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from ispsupport import health
+from ispsupport import health, metrics
 from whatsapp import media_views
 
 admin.site.site_header = "ispsupport"
@@ -14,7 +14,8 @@ admin.site.site_title = "ispsupport"
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path("", include("django_prometheus.urls")),  # /metrics
+    # Prometheus: allowed addresses (and the bearer token when set), never sessions.
+    path("metrics", metrics.metrics_view, name="prometheus-django-metrics"),
     # One log-in page for everything (rate limits, lockout page, 2FA flow): the admin's own
     # log-in form redirects there.
     path(

@@ -33,6 +33,10 @@ class WhatsappConfig(AppConfig):
         )
         # Failing while Meta answered 190 (token expired or revoked) recently.
         health.register_check("whatsapp_token", delivery.token_check)
+        # Prometheus: the stored events' processing lag, the backlog and token read on scrape.
+        from whatsapp import metrics
+
+        metrics.connect()
 
 
 def _dispatch_outbound(message_id: int) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import IO, Any
@@ -21,6 +22,8 @@ from typing import IO, Any
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+
+from whatsapp import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -153,14 +156,20 @@ class GraphClient:
         return "/".join([self.base_url, self.version, *parts])
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        endpoint = metrics.graph_endpoint(method, url)
+        started = time.perf_counter()
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.Timeout as exc:
+            metrics.graph_call(endpoint, "timeout", time.perf_counter() - started)
             raise GraphError(code=None, http_status=None, title="timeout") from exc
         except requests.RequestException as exc:
+            metrics.graph_call(endpoint, "network", time.perf_counter() - started)
             raise GraphError(code=None, http_status=None, title=type(exc).__name__) from exc
+        elapsed = time.perf_counter() - started
         if response.status_code >= 400:
             error = GraphError.from_response(response)
+            metrics.graph_call(endpoint, str(error.kind), elapsed, error.code)
             response.close()
             logger.warning(
                 "graph: request refused",
@@ -172,6 +181,7 @@ class GraphClient:
                 },
             )
             raise error
+        metrics.graph_call(endpoint, "ok", elapsed)
         return response
 
     def _json(self, response: requests.Response) -> dict[str, Any]:

@@ -36,6 +36,8 @@ from conversations import services as conv_services
 from conversations.models import Conversation, Message
 from conversations.services import ALLOWED_ATTACHMENTS
 from ispsupport import ratelimit
+from ispsupport.metrics import counts_result
+from whatsapp import metrics
 from whatsapp.client import ErrorKind, GraphClient, GraphError, get_client
 from whatsapp.models import EarlyStatus
 
@@ -248,6 +250,7 @@ def backoff_seconds(attempt: int) -> float:
     return ceiling * (0.5 + random.random() / 2)
 
 
+@counts_result(metrics.DELIVERIES)
 def message_deliver(
     *, message_id: int, client: GraphClient | None = None, now: datetime | None = None
 ) -> Outcome:
@@ -266,9 +269,11 @@ def message_deliver(
 
     held = ratelimit.held_for(_pair_key(number, message.conversation))
     if held > 0:
+        metrics.held_back("pair_hold")
         return _defer(message, held, now)
     allowed, wait = ratelimit.allow_all(_rules(number, message.conversation))
     if not allowed:
+        metrics.held_back("local")
         return _defer(message, wait, now)
 
     message = conv_services.message_claim_for_delivery(
@@ -302,6 +307,7 @@ def message_deliver(
     with transaction.atomic():  # one commit for the wamid and any statuses that outran it
         conv_services.message_mark_sent(message=message, wamid=wamid)
         early_statuses_apply(wamid=wamid)
+    metrics.accepted_by_meta(queued_at=message.created_at)
     ratelimit.reset_strikes(_pair_key(number, message.conversation))
     cache.delete(TOKEN_FLAG_KEY)
     logger.info("outbound: sent", extra={"message_id": message_id, "wamid": wamid})
@@ -315,6 +321,7 @@ def _defer(message: Message, seconds: float, now: datetime) -> Outcome:
 
 
 def _handle_error(message: Message, exc: GraphError, number: str, now: datetime) -> Outcome:
+    metrics.graph_refusal(exc.code)
     log = {
         "message_id": message.pk,
         "graph_code": exc.code,

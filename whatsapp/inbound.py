@@ -38,6 +38,7 @@ from compliance.services import (
 from conversations import services as conv_services
 from conversations.csat import csat_try_record
 from conversations.models import Conversation, Message
+from ispsupport import requestid
 from whatsapp.models import EarlyStatus, WebhookEvent
 from whatsapp.parsing import (
     Change,
@@ -101,7 +102,7 @@ def event_receive(*, body: bytes, signature: str | None, request_id: str = "") -
         body_sha256=hashlib.sha256(body).hexdigest(),
         request_id=request_id[:64],
     )
-    transaction.on_commit(kick_processing)
+    transaction.on_commit(requestid.bind(kick_processing))
     return event
 
 
@@ -210,6 +211,7 @@ def _process_one_batch(batch_size: int) -> int:
     return len(events)
 
 
+@requestid.using(lambda event, *_args, **_kwargs: event.request_id)
 def _process_locked_event(event: WebhookEvent, batch: ProcessReport | None = None) -> ProcessReport:
     """Apply a locked event inside the caller's transaction; mark it processed or ignored.
 
@@ -236,7 +238,7 @@ def _process_locked_event(event: WebhookEvent, batch: ProcessReport | None = Non
     )
     _finish(event, status, report)
     for followup in report.followups:
-        transaction.on_commit(followup)
+        transaction.on_commit(requestid.bind(followup))
     if batch is not None:
         batch.add(report)
     return report

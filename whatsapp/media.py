@@ -26,6 +26,8 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 
 from conversations.models import Message
+from ispsupport.metrics import counts_result
+from whatsapp import metrics
 from whatsapp.client import GraphClient, MediaTooLarge, get_client
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ def _extension(mime_type: str) -> str:
     return _EXTRA_EXTENSIONS.get(base) or mimetypes.guess_extension(base) or ".bin"
 
 
+@counts_result(metrics.MEDIA_DOWNLOADS)
 def message_media_download(*, message_id: int, client: GraphClient | None = None) -> MediaOutcome:
     """Fetch and store the media of an inbound message; raises ``GraphError`` on Graph errors.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 from django.conf import settings
@@ -12,7 +13,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 
-from whatsapp import inbound
+from ispsupport import requestid
+from whatsapp import inbound, metrics
 from whatsapp.parsing import PayloadError
 
 logger = logging.getLogger(__name__)
@@ -23,7 +25,11 @@ def webhook(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _verify_subscription(request)
     if request.method == "POST":
-        return _receive(request)
+        started = time.perf_counter()
+        response = _receive(request)
+        metrics.webhook_answered(response.status_code, time.perf_counter() - started)
+        return response
+    metrics.webhook_rejected("method")
     return JsonResponse({"error": "method not allowed"}, status=405, headers={"Allow": "GET, POST"})
 
 
@@ -50,7 +56,8 @@ def _receive(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"error": "payload too large"}, status=413)
     if len(body) > limit:
         return JsonResponse({"error": "payload too large"}, status=413)
-    request_id = request.META.get("HTTP_X_REQUEST_ID") or uuid.uuid4().hex
+    # The id the request-id middleware set (follows the event into the worker's log lines).
+    request_id = requestid.get() or uuid.uuid4().hex
     try:
         event = inbound.event_receive(
             body=body,

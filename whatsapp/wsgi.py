@@ -5,9 +5,9 @@ middleware stack. The webhook skips the stack built for people (sessions, authen
 2FA, CSRF, locale, messages, audit context, lockout, CORS, CSP): Meta's POST is
 authenticated by its HMAC signature, which the view checks before anything else, and the
 stack costs more than the work itself at the 1,333 messages/s peak. What a webhook request
-still gets: the Host check (``ALLOWED_HOSTS``), the per-IP limit, request signals (database
-connections are opened and returned to the pool exactly as for any request), and Django's
-error logging.
+still gets: the Host check (``ALLOWED_HOSTS``), the request id (``X-Request-ID``), the per-IP
+limit, request signals (database connections are opened and returned to the pool exactly as
+for any request), and Django's error logging.
 
 Run ``gunicorn whatsapp.wsgi:application`` for the web role (README "Running in production").
 """
@@ -34,11 +34,12 @@ class WebhookFastPath:
     """Serve the webhook path directly; delegate every other path to ``fallback``."""
 
     def __init__(self, fallback) -> None:
+        from ispsupport.requestid import RequestIdMiddleware
         from ispsupport.security import WebhookRateLimitMiddleware
         from whatsapp.views import webhook
 
         self.fallback = fallback
-        self.view = WebhookRateLimitMiddleware(webhook)
+        self.view = RequestIdMiddleware(WebhookRateLimitMiddleware(webhook))
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") != WEBHOOK_PATH:

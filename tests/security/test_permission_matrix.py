@@ -53,7 +53,8 @@ U = 401
 # route (as written in the URLconf, prefixes joined) → statuses for
 # (anonymous, agent, supervisor, admin, dpo)
 MATRIX: dict[str, tuple[int, int, int, int, int]] = {
-    # operations: open by design (load balancer, Prometheus scrape; restrict /metrics by network)
+    # operations: open by design (load balancer). /metrics answers by network and token, never
+    # by role: this row is loopback without METRICS_TOKEN; see test_metrics_ignores_roles below.
     "healthz": (200, 200, 200, 200, 200),
     "readyz": (200, 200, 200, 200, 200),
     "metrics": (200, 200, 200, 200, 200),
@@ -475,3 +476,22 @@ def test_matrix_has_no_stale_entries():
     routes = set(url_patterns())
     stale = sorted(set(MATRIX) - {route_key(r) for r in routes})
     assert not stale, f"MATRIX entries for routes that no longer exist: {stale}"
+
+
+def test_metrics_ignores_roles_only_the_network_and_the_scrape_token_count(world, settings):
+    """No session opens /metrics where the network or the token refuses it, not even an admin's."""
+    clients = RoleClients(world)
+
+    def statuses(**extra: Any) -> tuple[int, ...]:
+        return tuple(clients.get(role).get("/metrics", **extra).status_code for role in ROLES)
+
+    assert statuses(REMOTE_ADDR="203.0.113.9") == (F, F, F, F, F)
+    settings.METRICS_TOKEN = "scrape-token-for-the-matrix"
+    assert statuses() == (U, U, U, U, U)
+    assert statuses(HTTP_AUTHORIZATION="Bearer scrape-token-for-the-matrix") == (
+        200,
+        200,
+        200,
+        200,
+        200,
+    )
