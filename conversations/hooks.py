@@ -28,6 +28,7 @@ class ApprovedTemplate:
     language: str
     body_text: str  # with Meta's {{1}} placeholders
     parameter_count: int
+    category: str = ""  # Meta's: UTILITY, MARKETING, AUTHENTICATION
 
 
 TemplateProvider = Callable[[], list[ApprovedTemplate]]
