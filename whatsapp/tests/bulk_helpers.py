@@ -17,7 +17,7 @@ from whatsapp.simulator.catalogue import DEMO_TEMPLATES
 from whatsapp.templates import body_of, parameter_count
 from whatsapp.testing import envelope, new_wamid, signed_post, status, text_message
 
-# Fixtures, for ``from whatsapp.tests.bulk_helpers import *  # noqa: F403``.
+# The fixtures, for a star import in test modules (as whatsapp.tests.loopback).
 __all__ = ["phone", "templates"]
 
 
