@@ -574,7 +574,9 @@ ISP_VISIT_WINDOW_DAYS = env_int("ISP_VISIT_WINDOW_DAYS", 7)
 OUTAGE_DETECT_MIN_CUSTOMERS = env_int("OUTAGE_DETECT_MIN_CUSTOMERS", 5)
 OUTAGE_DETECT_WINDOW_MINUTES = env_int("OUTAGE_DETECT_WINDOW_MINUTES", 15)
 OUTAGE_DETECT_TAGS = [
-    t.strip() for t in env_str("OUTAGE_DETECT_TAGS", "neighbourhood,pop,olt").split(",") if t.strip()
+    t.strip()
+    for t in env_str("OUTAGE_DETECT_TAGS", "neighbourhood,pop,olt").split(",")
+    if t.strip()
 ]
 OUTAGE_ALL_CLEAR_TEMPLATE = env_str("OUTAGE_ALL_CLEAR_TEMPLATE", "falha_resolvida")
 # Campaigns and the all-clear (isp/campaigns.py): bulk sends are paced at this rate, below the
