@@ -16,3 +16,8 @@ class IspConfig(AppConfig):
 
         privacy.register_all()
         checks.register(check_erp_settings)
+        # The supervisors' dashboard shows open outages and detection alerts.
+        from conversations import hooks
+        from isp.outages import outages_dashboard_tile
+
+        hooks.register_dashboard_tile("outages", outages_dashboard_tile)

@@ -111,17 +111,39 @@ def conversation_contracts_identified(*, conversation: Conversation) -> QuerySet
     return isp_selectors.conversation_contracts(conversation=conversation)
 
 
-def outages_summary() -> dict[str, Any]:
-    """For the dashboard tile: open outages (with attached conversations) and pending alerts."""
+def outages_dashboard_tile() -> Any:
+    """The dashboard's "Falhas em andamento" tile: open outages (with the conversations the bot
+    attached) and pending detection alerts; two small queries."""
     from django.db.models import Count
+    from django.urls import reverse
 
-    open_rows = (
+    from conversations.hooks import DashboardTile
+
+    open_rows = list(
         Outage.objects.filter(status=Outage.Status.OPEN)
         .annotate(attached=Count("attachments"))
-        .order_by("starts_at", "pk")
+        .order_by("starts_at", "pk")[:4]
     )
-    alerts = OutageAlert.objects.filter(status=OutageAlert.Status.PENDING).order_by("-created_at")
-    return {"outages": list(open_rows[:5]), "alerts": list(alerts[:5])}
+    alerts = OutageAlert.objects.filter(status=OutageAlert.Status.PENDING).count()
+    lines = [
+        _("%(place)s · %(n)d conversa(s) vinculada(s)")
+        % {"place": outage.region_label, "n": outage.attached}
+        for outage in open_rows
+    ]
+    if alerts:
+        lines.append(_("%(n)d alerta(s) de possível falha para analisar") % {"n": alerts})
+        link, label = reverse("admin:isp_outagealert_changelist"), _("Ver alertas")
+    else:
+        link, label = reverse("admin:isp_outage_changelist"), _("Registro de falhas")
+    return DashboardTile(
+        key="outages",
+        title=str(_("Falhas em andamento")),
+        figure=Outage.objects.filter(status=Outage.Status.OPEN).count(),
+        lines=tuple(str(line) for line in lines),
+        link=link,
+        link_label=str(label),
+        attention=bool(alerts or open_rows),
+    )
 
 
 # --- the bot's writes ---------------------------------------------------------------------------

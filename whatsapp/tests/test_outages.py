@@ -319,3 +319,22 @@ def test_an_alert_opens_a_prefilled_outage_form_and_saving_it_handles_the_alert(
     assert outage.created_by == supervisor
     alert.refresh_from_db()
     assert (alert.status, alert.outage, alert.handled_by) == ("accepted", outage, supervisor)
+
+
+def test_the_dashboard_shows_outages_in_progress_and_pending_alerts(
+    vila_mariana_outage, client, supervisor
+):
+    OutageAlert.objects.create(tag="olt", olt="OLT-CAM-02", customers=6, window_minutes=15)
+    login_verified(client, supervisor)
+
+    page = client.get("/console/dashboard/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    tile = html[html.index('data-figure="outages"') :]
+    tile = tile[: tile.index("</article>")]
+    assert "Falhas em andamento" in tile
+    assert '<p class="big">1</p>' in tile
+    assert "Vila Mariana, são paulo · 0 conversa(s) vinculada(s)" in tile
+    assert "1 alerta(s) de possível falha para analisar" in tile
+    assert "/admin/isp/outagealert/" in tile
