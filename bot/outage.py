@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
-from bot import replies
+from bot import replies, selfservice
 from conversations.models import Conversation
 from isp import formatting as fmt
 from isp import outages as isp_outages
@@ -46,7 +46,11 @@ def check(*, conversation: Conversation, intent: str) -> OutageTurn | None:
     any_open = Outage.objects.filter(status=Outage.Status.OPEN).exists()
     if not any_open and intent not in REPORT_INTENTS:
         return None
-    contracts = isp_outages.conversation_contracts_identified(conversation=conversation)
+    # For "no connection" the self-service check (``selfservice.eligible_intents``) already
+    # tried the number this turn: do not ask the ERP twice.
+    contracts = isp_outages.conversation_contracts_identified(
+        conversation=conversation, identify=intent not in selfservice.SOFT_INTENTS
+    )
     if any_open:
         match = isp_outages.outage_affecting(contracts=contracts)
         if match is not None:

@@ -90,8 +90,11 @@ def outage_affecting(*, contracts: QuerySet[Contract]) -> OutageMatch | None:
     return None
 
 
-def conversation_contracts_identified(*, conversation: Conversation) -> QuerySet[Contract]:
-    """The conversation's contracts, identifying it by its WhatsApp number if it is not yet.
+def conversation_contracts_identified(
+    *, conversation: Conversation, identify: bool = True
+) -> QuerySet[Contract]:
+    """The conversation's contracts, identifying it by its WhatsApp number if it is not yet
+    (unless ``identify`` is False: the caller already tried this turn).
 
     Call inside the bot's decision (the conversation's row lock). An ERP that cannot be asked
     leaves the customer unidentified here: the normal flow answers.
@@ -99,7 +102,7 @@ def conversation_contracts_identified(*, conversation: Conversation) -> QuerySet
     if not isp_erp.enabled():
         return Contract.objects.none()
     state = isp_services.identity_for(conversation=conversation)
-    if not state.identified:
+    if identify and not state.identified:
         try:
             isp_services.identity_by_phone(conversation=conversation, state=state)
         except ErpError as exc:
