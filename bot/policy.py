@@ -7,8 +7,9 @@ admin-edited rows; ``bot.services`` applies the outcome (replies, escalation, re
 Order of the checks (first match wins), so that a customer's legal rights always come first:
 injection → media nobody can read → contested the bot → asked for a human → cancellation → a
 self-service step in progress (a CPF typed when one was asked, a contract/window/unlock button)
-→ the customer's answer to "Isso resolveu?" → model unavailable or unusable this turn →
-negative sentiment → too many bot turns → self-service with the ISP's ERP (bill, trust unlock,
+→ the customer's answer to "Isso resolveu?" → model unavailable or unusable this turn → a
+known outage in the customer's region (no or slow connection: ``Context.outage``) → negative
+sentiment → too many bot turns → self-service with the ISP's ERP (bill, trust unlock,
 connection status, visit, plan: ``Context.self_service_intents``) → greeting/other (clarify
 with the menu) → low confidence → knowledge-base answer (or "no grounded answer").
 """
@@ -159,11 +160,14 @@ class Context:
     self_service_intents: frozenset[str] = frozenset()
     # The turn answers a self-service question (a CPF, a contract, a window, an unlock yes).
     identity_turn: bool = False
+    # The customer's contract is in the region of an open outage and the turn is about no or
+    # slow connection (bot.outage decides): the outage answers instead of a queue.
+    outage: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    action: str  # answered | clarified | escalated | closed | self_service
+    action: str  # answered | clarified | escalated | closed | self_service | outage
     rule: str
     reason: str = ""  # escalation reason (EscalationRule.Reason)
     kb: KBItem | None = None
@@ -212,6 +216,8 @@ def decide(
         return _escalate(snapshot, "model_unavailable", intent)
     if context.model_no_answer and snapshot.rule("no_grounded_answer").enabled:
         return _escalate(snapshot, "no_grounded_answer", intent)
+    if context.outage:
+        return Outcome(action="outage", rule="outage_known")
     if (
         triage.sentiment_score <= t.negative_sentiment
         and snapshot.rule("negative_sentiment").enabled

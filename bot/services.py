@@ -20,8 +20,10 @@ from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from bot import ai, replies, selectors, selfservice
+from bot import outage as outage_turns
 from bot.analysis import Analysis, analyse
 from bot.models import BotDecision
 from bot.policy import (
@@ -43,6 +45,7 @@ from conversations.services import (
     conversation_record_bot_decision,
     message_record_outbound,
 )
+from isp import outages as isp_outages
 from isp.cpf import find_cpf_candidate
 
 logger = logging.getLogger(__name__)
@@ -146,11 +149,16 @@ def _decide_and_apply(
         analysis.triage = replace(analysis.triage, intent=last.intent)
 
     outcome: Outcome | None = None
+    outage_turn: outage_turns.OutageTurn | None = None
     if not analysis.ignore:
         self_service_intents = selfservice.eligible_intents(
             conversation=conversation, intent=analysis.triage.intent
         )
         identity_turn = selfservice.is_identity_turn(conversation=conversation, analysis=analysis)
+        if not identity_turn:
+            outage_turn = outage_turns.check(
+                conversation=conversation, intent=analysis.triage.intent
+            )
         context = Context(
             bot_turns=conversation.bot_attempts,
             awaiting_confirmation=awaiting,
@@ -162,6 +170,7 @@ def _decide_and_apply(
             confirmation=confirmation,
             self_service_intents=self_service_intents,
             identity_turn=identity_turn,
+            outage=outage_turn is not None,
         )
         outcome = decide(snapshot, analysis.triage, context, analysis.normalized)
     if outcome is not None and outcome.action == "closed" and not awaiting:
@@ -188,6 +197,19 @@ def _decide_and_apply(
         return _apply_self_service(
             conversation, message, snapshot, analysis, first_contact, started
         )
+    if outcome.action == "outage" and outage_turn is not None:
+        decision = _record(
+            conversation,
+            message,
+            analysis,
+            None,
+            BotDecision.Action.CLOSED,
+            outcome.rule,
+            first_contact,
+            started,
+        )
+        _apply_outage(conversation, outage_turn)
+        return HandleResult("decided", decision)
 
     team = selectors.team_by_slug(outcome.team_slug) if outcome.escalates else None
     decision = _record(
@@ -249,6 +271,21 @@ def _hand_off(
         team=team,
         priority=outcome.priority,
         data=data,
+    )
+
+
+def _apply_outage(conversation: Conversation, turn: outage_turns.OutageTurn) -> None:
+    """Answer with the outage, attach the conversation to it and close it as resolved by the
+    bot, without a survey (``bot/outage.py`` says why)."""
+    body, interactive = outage_turns.answer(turn, protocol=conversation.protocol)
+    _send(conversation, type="interactive", text=body, payload={"interactive": interactive})
+    isp_outages.outage_attach(
+        outage=turn.outage, conversation=conversation, contract_ref=turn.contract_ref
+    )
+    conversation_close(
+        conversation=conversation,
+        resolution=Conversation.Resolution.RESOLVED_BY_BOT,
+        note=str(_("Falha conhecida na região: o cliente será avisado quando normalizar.")),
     )
 
 

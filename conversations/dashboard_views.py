@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from conversations import access, charts, dashboard
+from conversations import access, charts, dashboard, hooks
 
 
 def _supervisors_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -71,6 +71,8 @@ def _context(snapshot: dashboard.Snapshot) -> dict[str, Any]:
             css=[f"score-{score}" for score in range(5, 0, -1)],
         ),
         "containment_meter": charts.meter(figures.containment_rate),
+        # Tiles of higher layers (isp: outages in progress and detection alerts).
+        "extra_tiles": hooks.dashboard_tiles(),
     }
 
 

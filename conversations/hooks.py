@@ -28,6 +28,7 @@ class ApprovedTemplate:
     language: str
     body_text: str  # with Meta's {{1}} placeholders
     parameter_count: int
+    category: str = ""  # Meta's: UTILITY, MARKETING, AUTHENTICATION
 
 
 TemplateProvider = Callable[[], list[ApprovedTemplate]]
@@ -82,3 +83,39 @@ def label(kind: str, value: str) -> str:
     """The registered label of ``value`` (translated now), else the value itself."""
     found = _labels.get(kind, {}).get(value)
     return str(found) if found is not None else value
+
+
+@dataclass(frozen=True)
+class DashboardTile:
+    """A tile a higher layer adds to the supervisors' dashboard (e.g. isp's open outages)."""
+
+    key: str
+    title: str
+    figure: int
+    lines: tuple[str, ...] = ()
+    link: str = ""
+    link_label: str = ""
+    attention: bool = False
+
+
+DashboardTileProvider = Callable[[], "DashboardTile | None"]
+_dashboard_tiles: dict[str, DashboardTileProvider] = {}
+
+
+def register_dashboard_tile(key: str, provider: DashboardTileProvider) -> None:
+    """Add a tile to ``/console/dashboard/`` (``provider()`` runs on every render: keep it to
+    one or two indexed queries; None hides the tile)."""
+    _dashboard_tiles[key] = provider
+
+
+def dashboard_tiles() -> list[DashboardTile]:
+    tiles = []
+    for key, provider in _dashboard_tiles.items():
+        try:
+            tile = provider()
+        except Exception:
+            logger.exception("hooks: dashboard tile failed", extra={"tile": key})
+            continue
+        if tile is not None:
+            tiles.append(tile)
+    return tiles

@@ -151,3 +151,7 @@ class TrustUnlockAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+# Outages and campaigns live in their own modules; importing them registers their admins.
+from isp import campaign_admin, outage_admin  # noqa: E402, F401

@@ -20,3 +20,8 @@ class IspConfig(AppConfig):
         from ispsupport.metrics import register_breaker
 
         register_breaker("erp")
+        # The supervisors' dashboard shows open outages and detection alerts.
+        from conversations import hooks
+        from isp.outages import outages_dashboard_tile
+
+        hooks.register_dashboard_tile("outages", outages_dashboard_tile)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
@@ -350,3 +351,428 @@ class ConversationContract(models.Model):
     @property
     def identified(self) -> bool:
         return self.is_live and bool(self.method) and bool(self.contract_refs)
+
+
+# --- outages --------------------------------------------------------------------------------------
+
+
+REGION_TAGS = ("city", "neighbourhood", "pop", "olt", "box")
+
+
+class RegionFields(models.Model):
+    """Where in the network: any combination of the contract tags (blank = not constrained).
+
+    Matched case-insensitively against ``Contract`` (``isp.selectors.Region``).
+    """
+
+    city = models.CharField(_("cidade"), max_length=80, blank=True)
+    neighbourhood = models.CharField(_("bairro"), max_length=80, blank=True)
+    pop = models.CharField(_("POP"), max_length=40, blank=True)
+    olt = models.CharField(_("OLT"), max_length=40, blank=True)
+    box = models.CharField(_("caixa (CTO)"), max_length=40, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def region_label(self) -> str:
+        """``Moema, São Paulo · OLT-SAO-02``: how staff and customers read the place."""
+        place = ", ".join(x for x in (self.neighbourhood, self.city) if x)
+        network = " · ".join(x for x in (self.pop, self.olt, self.box) if x)
+        return " · ".join(x for x in (place, network) if x)
+
+    def region_values(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in REGION_TAGS if getattr(self, name)}
+
+
+class Outage(RegionFields):
+    """A known failure of the network in one region (the outage register).
+
+    While it is open, customers of the region who write about no or slow connection get
+    ``public_message`` and the estimate from the bot instead of a queue, and their conversation
+    is attached (``OutageConversation``); resolving it sends each of them the all-clear once.
+    Written in admin by supervisors and admins (audited); resolved through
+    ``isp.outages.outage_resolve``.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Em andamento")
+        RESOLVED = "resolved", _("Encerrada")
+
+    title = models.CharField(
+        _("título interno"), max_length=120, help_text=_("Para a equipe; o cliente não vê.")
+    )
+    status = models.CharField(
+        _("situação"), max_length=10, choices=Status.choices, default=Status.OPEN
+    )
+    starts_at = models.DateTimeField(_("início"), default=timezone.now)
+    estimated_end_at = models.DateTimeField(
+        _("previsão de normalização"),
+        null=True,
+        blank=True,
+        help_text=_("Horário de São Paulo. Vazio: o cliente lê que ainda não há previsão."),
+    )
+    public_message = models.TextField(
+        _("mensagem ao cliente"),
+        max_length=600,
+        help_text=_(
+            "O que o robô diz aos clientes da região (pt-BR), antes da previsão. "
+            "Ex.: Um rompimento de fibra afeta a sua região e nossa equipe já está no local."
+        ),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("registrada por"),
+    )
+    created_at = models.DateTimeField(_("registrada em"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("atualizada em"), auto_now=True)
+    resolved_at = models.DateTimeField(_("encerrada em"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("encerrada por"),
+    )
+
+    class Meta:
+        verbose_name = _("falha na rede")
+        verbose_name_plural = _("falhas na rede")
+        ordering = ["-starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(city="", neighbourhood="", pop="", olt="", box=""),
+                name="outage_has_a_region",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="resolved") | Q(resolved_at__isnull=False),
+                name="resolved_outage_has_resolved_at",
+            ),
+        ]
+        # The bot asks "which outages are open?" on every message about no connection.
+        indexes = [models.Index(fields=["status", "starts_at"], name="outage_status")]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.region_label})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN
+
+
+class OutageConversation(models.Model):
+    """A conversation the bot answered with an outage instead of queuing it.
+
+    ``all_clear`` says what the customer got when the outage was resolved: at most one notice
+    per customer and outage (the customer's other attached conversations are ``covered``).
+    """
+
+    class AllClear(models.TextChoices):
+        PENDING = "", _("Aguardando o fim da falha")
+        TEXT = "text", _("Aviso enviado (mensagem)")
+        TEMPLATE = "template", _("Aviso enviado (modelo aprovado)")
+        COVERED = "covered", _("Avisado em outra conversa")
+        NO_TEMPLATE = "no_template", _("Não avisado: sem modelo aprovado")
+        UNREACHABLE = "unreachable", _("Não avisado: conversa indisponível")
+
+    outage = models.ForeignKey(
+        Outage, on_delete=models.CASCADE, related_name="attachments", verbose_name=_("falha")
+    )
+    conversation = models.ForeignKey(
+        "conversations.Conversation",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("conversa"),
+    )
+    customer = models.ForeignKey(
+        "conversations.Customer",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("cliente"),
+    )
+    contract_ref = models.CharField(_("contrato"), max_length=64, blank=True)
+    attached_at = models.DateTimeField(_("vinculada em"), default=timezone.now)
+    all_clear = models.CharField(
+        _("aviso de normalização"),
+        max_length=12,
+        choices=AllClear.choices,
+        blank=True,
+        default=AllClear.PENDING,
+    )
+    all_clear_message = models.ForeignKey(
+        "conversations.Message",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("mensagem do aviso"),
+    )
+    all_clear_at = models.DateTimeField(_("avisado em"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("conversa vinculada a falha")
+        verbose_name_plural = _("conversas vinculadas a falhas")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["outage", "conversation"], name="outage_conversation_once"
+            )
+        ]
+        indexes = [
+            # The all-clear task walks the pending links of one outage in batches.
+            models.Index(fields=["outage", "all_clear", "id"], name="outage_link_pending"),
+            models.Index(fields=["outage", "customer"], name="outage_link_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outage_id} · {self.conversation_id}"
+
+
+class OutageReport(RegionFields):
+    """One report of no connection by an identified customer, with the contract's region.
+
+    Detection counts distinct customers per tag over the last minutes with an indexed query;
+    rows are purged after ``RETENTION_OUTAGE_REPORTS_DAYS``.
+    """
+
+    customer = models.ForeignKey(
+        "conversations.Customer",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("cliente"),
+    )
+    contract_ref = models.CharField(_("contrato"), max_length=64, blank=True)
+    reported_at = models.DateTimeField(_("relatado em"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("relato de falta de conexão")
+        verbose_name_plural = _("relatos de falta de conexão")
+        indexes = [
+            models.Index(fields=["city", "neighbourhood", "reported_at"], name="report_hood"),
+            models.Index(fields=["city", "reported_at"], name="report_city"),
+            models.Index(fields=["pop", "reported_at"], name="report_pop"),
+            models.Index(fields=["olt", "reported_at"], name="report_olt"),
+            models.Index(fields=["box", "reported_at"], name="report_box"),
+            models.Index(fields=["reported_at"], name="report_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.region_label} {self.reported_at:%Y-%m-%d %H:%M}"
+
+
+class OutageAlert(RegionFields):
+    """Detection's proposal: many customers of one region reported no connection.
+
+    At most one pending alert per region (a partial unique constraint, so racing workers
+    cannot raise two). A supervisor opens an outage from it (pre-filled) or dismisses it.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Aguardando análise")
+        ACCEPTED = "accepted", _("Falha registrada")
+        DISMISSED = "dismissed", _("Descartado")
+
+    class Tag(models.TextChoices):
+        CITY = "city", _("Cidade")
+        NEIGHBOURHOOD = "neighbourhood", _("Bairro")
+        POP = "pop", _("POP")
+        OLT = "olt", _("OLT")
+        BOX = "box", _("Caixa (CTO)")
+
+    tag = models.CharField(_("agrupado por"), max_length=16, choices=Tag.choices)
+    customers = models.PositiveIntegerField(_("clientes sem conexão"))
+    window_minutes = models.PositiveIntegerField(_("em minutos"))
+    status = models.CharField(
+        _("situação"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    created_at = models.DateTimeField(_("alertado em"), default=timezone.now)
+    outage = models.ForeignKey(
+        Outage,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="alerts",
+        verbose_name=_("falha registrada"),
+    )
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("analisado por"),
+    )
+    handled_at = models.DateTimeField(_("analisado em"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("alerta de possível falha")
+        verbose_name_plural = _("alertas de possível falha")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tag", "city", "neighbourhood", "pop", "olt", "box"],
+                condition=Q(status="pending"),
+                name="outage_alert_one_pending",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="outage_alert_status")]
+
+    def __str__(self) -> str:
+        return f"{self.get_tag_display()}: {self.region_label}"
+
+
+# --- campaigns ------------------------------------------------------------------------------------
+
+
+class Campaign(models.Model):
+    """A template sent to a segment of customers (maintenance notice, due-date reminder, offer).
+
+    Life cycle (``isp.campaigns``): draft → scheduled → running ⇄ paused → completed, or
+    cancelled from any of them. Recipients are listed when it starts (``CampaignRecipient``);
+    each send goes through the outbox as a template Message, so delivery, retries and statuses
+    are the channel's. Consent is checked when the list is made and again right before each
+    send (a "SAIR" in between stops the remaining sends to that customer).
+    """
+
+    class Purpose(models.TextChoices):
+        # Same values as compliance.ConsentRecord.Purpose: the consent that governs the send.
+        SERVICE_MESSAGES = "service_messages", _("Aviso do serviço (manutenção, vencimento)")
+        MARKETING = "marketing", _("Oferta (marketing)")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Rascunho")
+        SCHEDULED = "scheduled", _("Agendada")
+        RUNNING = "running", _("Enviando")
+        PAUSED = "paused", _("Pausada")
+        COMPLETED = "completed", _("Concluída")
+        CANCELLED = "cancelled", _("Cancelada")
+
+    title = models.CharField(_("nome da campanha"), max_length=120)
+    purpose = models.CharField(_("finalidade"), max_length=20, choices=Purpose.choices)
+    template_name = models.CharField(_("modelo aprovado"), max_length=512)
+    template_language = models.CharField(_("idioma do modelo"), max_length=15, default="pt_BR")
+    template_body = models.TextField(_("texto do modelo"), blank=True, editable=False)
+    parameters = models.JSONField(
+        _("parâmetros do modelo"),
+        default=list,
+        blank=True,
+        help_text=_("Os mesmos para todos os destinatários, na ordem {{1}}, {{2}}…"),
+    )
+    # The segment: each criterion left empty matches everything; all of them are ANDed.
+    plans = models.JSONField(_("planos"), default=list, blank=True)
+    cities = models.JSONField(_("cidades"), default=list, blank=True)
+    contract_statuses = models.JSONField(_("situações do contrato"), default=list, blank=True)
+    region_city = models.CharField(_("região: cidade"), max_length=80, blank=True)
+    region_neighbourhood = models.CharField(_("região: bairro"), max_length=80, blank=True)
+    region_pop = models.CharField(_("região: POP"), max_length=40, blank=True)
+    region_olt = models.CharField(_("região: OLT"), max_length=40, blank=True)
+    region_box = models.CharField(_("região: caixa (CTO)"), max_length=40, blank=True)
+    outage = models.ForeignKey(
+        Outage,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="campaigns",
+        verbose_name=_("clientes vinculados à falha"),
+        help_text=_("Envia só aos clientes cujas conversas foram vinculadas a esta falha."),
+    )
+    starts_at = models.DateTimeField(_("começar em"), default=timezone.now)
+    status = models.CharField(
+        _("situação"), max_length=10, choices=Status.choices, default=Status.DRAFT
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("criada por"),
+    )
+    created_at = models.DateTimeField(_("criada em"), auto_now_add=True)
+    started_at = models.DateTimeField(_("iniciada em"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("terminada em"), null=True, blank=True)
+    # Bookkeeping of the sending task (machine-written): when the next batch is due, and how
+    # many numbers of the segment had no WhatsApp conversation with us.
+    next_run_at = models.DateTimeField(_("próximo lote em"), null=True, blank=True)
+    unreachable = models.PositiveIntegerField(_("números sem conversa no WhatsApp"), default=0)
+
+    class Meta:
+        verbose_name = _("campanha")
+        verbose_name_plural = _("campanhas")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "starts_at"], name="campaign_status")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def region_values(self) -> dict[str, str]:
+        values = {
+            "city": self.region_city,
+            "neighbourhood": self.region_neighbourhood,
+            "pop": self.region_pop,
+            "olt": self.region_olt,
+            "box": self.region_box,
+        }
+        return {k: v for k, v in values.items() if v}
+
+
+class CampaignRecipient(models.Model):
+    """One customer of a campaign: queued, sent (a template Message in the outbox) or skipped.
+
+    Delivery figures are read from ``message.status`` with one aggregate query.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Na fila")
+        SENT = "sent", _("Entregue ao WhatsApp")
+        SKIPPED = "skipped", _("Não enviada")
+
+    class Skip(models.TextChoices):
+        NONE = "", _("—")
+        NO_CONSENT = "no_consent", _("Sem consentimento para a finalidade")
+        OPTED_OUT = "opted_out", _("Pediu para não receber (SAIR)")
+        NO_CONVERSATION = "no_conversation", _("Sem conversa no WhatsApp")
+        CANCELLED = "cancelled", _("Campanha cancelada")
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="recipients", verbose_name=_("campanha")
+    )
+    customer = models.ForeignKey(
+        "conversations.Customer",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("cliente"),
+    )
+    contract_ref = models.CharField(_("contrato"), max_length=64, blank=True)
+    state = models.CharField(
+        _("situação"), max_length=8, choices=State.choices, default=State.QUEUED
+    )
+    skip_reason = models.CharField(
+        _("motivo de não envio"), max_length=16, choices=Skip.choices, blank=True
+    )
+    message = models.ForeignKey(
+        "conversations.Message",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("mensagem"),
+    )
+    created_at = models.DateTimeField(_("listado em"), default=timezone.now)
+    processed_at = models.DateTimeField(_("processado em"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("destinatário de campanha")
+        verbose_name_plural = _("destinatários de campanha")
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "customer"], name="campaign_customer_once")
+        ]
+        indexes = [models.Index(fields=["campaign", "state", "id"], name="campaign_rcpt_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} · {self.customer_id}"

@@ -29,10 +29,13 @@ from compliance.services.retention import retention_cutoff
 from conversations.phones import normalize_phone
 from isp.cpf import is_valid_cpf
 from isp.models import (
+    CampaignRecipient,
     Contract,
     ContractPhone,
     ConversationContract,
     Invoice,
+    OutageConversation,
+    OutageReport,
     ServiceOrder,
     TrustUnlock,
     cpf_index,
@@ -264,5 +267,131 @@ class ContractsProvider(Provider):
         }
 
 
+class OutagesCampaignsProvider(Provider):
+    """Who was told about an outage, who reported no connection, who a campaign reached."""
+
+    key = "isp.outages_campaigns"
+    label = _lazy("Avisos de falha na rede, relatos de falta de conexão e campanhas")
+    purpose = _lazy(
+        "Avisar o cliente de uma falha conhecida na sua região e do fim dela; detectar falhas "
+        "pelos relatos de falta de conexão; enviar avisos do serviço (manutenção, vencimento) e, "
+        "com consentimento, ofertas"
+    )
+    fields = {
+        "isp.outageconversation": {"contract_ref": Category.CONTRACT},
+        "isp.outagereport": {
+            "contract_ref": Category.CONTRACT,
+            "city": Category.CONTACT,
+            "neighbourhood": Category.CONTACT,
+        },
+        "isp.campaignrecipient": {"contract_ref": Category.CONTRACT},
+    }
+    exempt = {
+        "isp.campaignrecipient": {"skip_reason": "Código do motivo de não envio (sem texto)."},
+        "isp.campaign": {
+            "template_name": "Nome do modelo aprovado pela Meta.",
+            "template_body": "Texto do modelo, o mesmo para todos os destinatários.",
+            "contract_statuses": "Critério do segmento (ativo, bloqueado…), de ninguém em particular.",
+        },
+    }
+    legal_basis = (LegalBasis.CONTRACT, LegalBasis.CONSENT, LegalBasis.LEGITIMATE_INTEREST)
+    retention = (
+        Retention("outage_reports", _lazy("após o relato (detecção de falhas)")),
+        Retention("outage_links", _lazy("após o encerramento da falha")),
+        Retention("campaign_recipients", _lazy("após o término da campanha")),
+    )
+    order = 9  # before conversations: the links point at conversations and messages
+
+    def count(self, customer: Any) -> dict[str, int]:
+        return {
+            _("Conversas vinculadas a falhas na rede"): OutageConversation.objects.filter(
+                customer=customer
+            ).count(),
+            _("Relatos de falta de conexão"): OutageReport.objects.filter(
+                customer=customer
+            ).count(),
+            _("Campanhas"): CampaignRecipient.objects.filter(customer=customer).count(),
+        }
+
+    def export(self, customer: Any) -> dict[str, Any]:
+        links = OutageConversation.objects.filter(customer=customer).select_related("outage")
+        recipients = CampaignRecipient.objects.filter(customer=customer).select_related(
+            "campaign", "message"
+        )
+        return {
+            "isp_outage_notices": [
+                {
+                    "outage": link.outage.title,
+                    "region": link.outage.region_label,
+                    "conversation_id": link.conversation_id,
+                    "contract": link.contract_ref,
+                    "attached_at": _ts(link.attached_at),
+                    "all_clear": link.all_clear,
+                    "all_clear_at": _ts(link.all_clear_at),
+                }
+                for link in links.order_by("pk")
+            ],
+            "isp_outage_reports": [
+                {
+                    "contract": r.contract_ref,
+                    "region": r.region_label,
+                    "reported_at": _ts(r.reported_at),
+                }
+                for r in OutageReport.objects.filter(customer=customer).order_by("pk")
+            ],
+            "isp_campaigns": [
+                {
+                    "campaign": r.campaign.title,
+                    "purpose": r.campaign.purpose,
+                    "template": r.campaign.template_name,
+                    "contract": r.contract_ref,
+                    "state": r.state,
+                    "skip_reason": r.skip_reason,
+                    "delivery": r.message.status if r.message else None,
+                    "processed_at": _ts(r.processed_at),
+                }
+                for r in recipients.order_by("pk")
+            ],
+        }
+
+    def object_refs(self, customer: Any):
+        for pk in CampaignRecipient.objects.filter(customer=customer).values_list("pk", flat=True):
+            yield ("isp.campaignrecipient", str(pk))
+
+    def erase(self, customer: Any, report: ErasureReport, *, request: Any = None) -> None:
+        for model, label in (
+            (OutageConversation, "isp.outageconversation"),
+            (OutageReport, "isp.outagereport"),
+            (CampaignRecipient, "isp.campaignrecipient"),
+        ):
+            report.add("deleted", label, model.objects.filter(customer=customer).delete()[0])
+
+    def purge(self, *, now: Any, batch_size: int, dry_run: bool) -> dict[str, int]:
+        return {
+            "outage_reports": batched_delete(
+                OutageReport.objects.filter(
+                    reported_at__lt=retention_cutoff("outage_reports", now)
+                ),
+                batch_size=batch_size,
+                dry_run=dry_run,
+            ),
+            "outage_links": batched_delete(
+                OutageConversation.objects.filter(
+                    outage__resolved_at__lt=retention_cutoff("outage_links", now)
+                ),
+                batch_size=batch_size,
+                dry_run=dry_run,
+            ),
+            "campaign_recipients": batched_delete(
+                CampaignRecipient.objects.filter(
+                    campaign__finished_at__lt=retention_cutoff("campaign_recipients", now)
+                ),
+                batch_size=batch_size,
+                dry_run=dry_run,
+            ),
+        }
+
+
 def register_all() -> None:
     registry.register(ContractsProvider())
+    registry.register(OutagesCampaignsProvider())

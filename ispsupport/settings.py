@@ -472,6 +472,11 @@ COMPLIANCE_RETENTION_DAYS = {
     "identity_states": env_int("RETENTION_IDENTITY_STATES_DAYS", 7),
     "erp_cache": env_int("RETENTION_ERP_CACHE_DAYS", 90),
     "trust_unlocks": env_int("RETENTION_TRUST_UNLOCKS_DAYS", 365),
+    # isp: reports of no connection (outage detection), the links of conversations to an
+    # outage (after it was resolved) and campaign recipients (after the campaign ended).
+    "outage_reports": env_int("RETENTION_OUTAGE_REPORTS_DAYS", 2),
+    "outage_links": env_int("RETENTION_OUTAGE_LINKS_DAYS", 180),
+    "campaign_recipients": env_int("RETENTION_CAMPAIGN_RECIPIENTS_DAYS", 365),
 }
 COMPLIANCE_RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 500)
 COMPLIANCE_DSR_DEADLINE_DAYS = env_int("DSR_DEADLINE_DAYS", 15)  # LGPD Art. 19 II, calendar days
@@ -568,6 +573,30 @@ ISP_TRUST_UNLOCK_DAYS = env_int("ISP_TRUST_UNLOCK_DAYS", 3)
 ISP_TRUST_UNLOCK_INTERVAL_DAYS = env_int("ISP_TRUST_UNLOCK_INTERVAL_DAYS", 30)
 ISP_VISIT_WINDOW_DAYS = env_int("ISP_VISIT_WINDOW_DAYS", 7)
 
+# Outages (isp/outages.py): detection proposes an outage when this many distinct customers of
+# one region report no connection within the window; tags counted: city, neighbourhood (with
+# its city), pop, olt, box. The all-clear outside the 24-hour window uses this template.
+OUTAGE_DETECT_MIN_CUSTOMERS = env_int("OUTAGE_DETECT_MIN_CUSTOMERS", 5)
+OUTAGE_DETECT_WINDOW_MINUTES = env_int("OUTAGE_DETECT_WINDOW_MINUTES", 15)
+OUTAGE_DETECT_TAGS = [
+    t.strip()
+    for t in env_str("OUTAGE_DETECT_TAGS", "neighbourhood,pop,olt").split(",")
+    if t.strip()
+]
+OUTAGE_ALL_CLEAR_TEMPLATE = env_str("OUTAGE_ALL_CLEAR_TEMPLATE", "falha_resolvida")
+# Campaigns and the all-clear (isp/campaigns.py): bulk sends are paced at this rate, below the
+# number's tier, so replies to customers keep room; delivery applies the tier and pair limits.
+CAMPAIGN_SEND_RATE_PER_SECOND = env_int(
+    "CAMPAIGN_SEND_RATE_PER_SECOND", max(1, WHATSAPP_SEND_RATE_PER_SECOND // 2)
+)
+CAMPAIGN_BATCH_SIZE = env_int("CAMPAIGN_BATCH_SIZE", 200)
+# Starts scheduled campaigns when their time comes and resumes bulk sends whose task was lost.
+CELERY_BEAT_SCHEDULE["isp.bulk_sends_tick"] = {
+    "task": "isp.bulk_sends_tick",
+    "schedule": 30.0,
+    "options": {"expires": 30},
+}
+
 FIELD_ENCRYPTION_KEYS = _require("FIELD_ENCRYPTION_KEYS").split(",")
 BLIND_INDEX_KEY = _require("BLIND_INDEX_KEY")
 
@@ -620,6 +649,11 @@ AUDITLOG_EXCLUDE_TRACKING_MODELS = (
     # on each trust unlock it grants; both carry their own time and conversation.
     "isp.ConversationContract",
     "isp.TrustUnlock",
+    # Written by the bot and the bulk-send tasks, one row per customer: a conversation attached
+    # to an outage, a report of no connection, a campaign recipient (ids, states and times).
+    "isp.OutageConversation",
+    "isp.OutageReport",
+    "isp.CampaignRecipient",
 )
 # Diffs never hold secrets, raw bodies or message texts ("exclude_fields": not recorded) nor
 # personal values ("mask_fields": the change is recorded as "***"). Encrypted fields must be in

@@ -59,6 +59,7 @@ def _approved_templates():
             language=t.language,
             body_text=t.body_text,
             parameter_count=t.parameter_count,
+            category=t.category,
         )
         for t in rows
     ]

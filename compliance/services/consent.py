@@ -155,3 +155,22 @@ def consent_revoke_by_keyword(customer: Any, text: str, *, wamid: str = "") -> b
 def marketing_allowed(*, customer: Any) -> bool:
     """Campaigns may go only to customers whose latest marketing row is a grant."""
     return consent_state(customer=customer).get(ConsentRecord.Purpose.MARKETING) is True
+
+
+def consent_latest_by_customer(*, customer_ids: list[int], purpose: str) -> dict[int, bool]:
+    """The current state of ``purpose`` for many customers at once: ``{customer id: granted}``.
+
+    Customers with no row for the purpose are absent (never asked). One query over the ledger
+    index (customer, purpose, created_at), for bulk sends that check a batch before sending.
+    """
+    if purpose not in ConsentRecord.Purpose.values:
+        raise ValueError(f"unknown consent purpose {purpose!r}")
+    latest: dict[int, bool] = {}
+    rows = (
+        ConsentRecord.objects.filter(customer_id__in=customer_ids, purpose=purpose)
+        .order_by("customer_id", "-created_at", "-pk")
+        .values_list("customer_id", "action")
+    )
+    for customer_id, action in rows:
+        latest.setdefault(customer_id, action == ConsentRecord.Action.GRANTED)
+    return latest

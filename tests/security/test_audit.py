@@ -32,6 +32,10 @@ NOT_TRACKED = {  # settings.AUDITLOG_EXCLUDE_TRACKING_MODELS, domain part (with 
     # Written by the bot on self-service turns, each row with its own time and conversation.
     "isp.conversationcontract",
     "isp.trustunlock",
+    # Written by the bot and the bulk-send tasks, one row per customer (ids, states, times).
+    "isp.outageconversation",
+    "isp.outagereport",
+    "isp.campaignrecipient",
 }
 
 

@@ -52,4 +52,24 @@ DEMO_TEMPLATES: list[dict[str, Any]] = [
         "Aviso de manutenção programada em {{1}}, das {{2}} às {{3}}. Sua conexão pode oscilar "
         "nesse período.",
     ),
+    _template(
+        "900000000000006",
+        "falha_resolvida",
+        "Boa notícia: a falha na rede que afetava a sua internet em {{1}} foi resolvida. Se a "
+        "conexão ainda não voltou, desligue e ligue o roteador; se continuar, responda esta "
+        "mensagem.",
+    ),
+    _template(
+        "900000000000007",
+        "lembrete_vencimento",
+        "Lembrete: a fatura da sua internet vence em {{1}}. A 2ª via, com PIX e código de "
+        "barras, está aqui no WhatsApp: responda 2ª via.",
+    ),
+    _template(
+        "900000000000008",
+        "oferta_upgrade",
+        "Sua internet pode ficar mais rápida: {{1}}. Quer saber mais? Responda esta mensagem. "
+        "Para não receber ofertas, responda SAIR.",
+        category="MARKETING",
+    ),
 ]
