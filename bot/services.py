@@ -25,6 +25,7 @@ from bot import ai, replies, selectors, selfservice
 from bot.analysis import Analysis, analyse
 from bot.models import BotDecision
 from bot.policy import (
+    REQUEST_KINDS,
     SMALL_TALK_INTENTS,
     Context,
     Outcome,
@@ -38,6 +39,7 @@ from conversations.services import (
     MediaInfo,
     ServiceError,
     conversation_bump_bot_attempts,
+    conversation_classify_by_bot,
     conversation_close,
     conversation_escalate,
     conversation_record_bot_decision,
@@ -200,6 +202,7 @@ def _decide_and_apply(
         first_contact,
         started,
     )
+    _classify(conversation, decision.intent)
     if outcome.action == "answered":
         body, interactive = replies.answer_with_confirmation(outcome.answer)
         _send(conversation, type="interactive", text=body, payload={"interactive": interactive})
@@ -220,6 +223,19 @@ def _decide_and_apply(
             _send(conversation, type="text", text=outcome.answer)
         _hand_off(conversation, decision, outcome, analysis, team)
     return HandleResult("decided", decision)
+
+
+def _classify(conversation: Conversation, intent: str) -> None:
+    """Tell the conversation what the demand is about (its request kind sets the Anatel
+    deadline). A later, clearer intent replaces an earlier one; "falar com atendente" only
+    fills a blank, since it says nothing about the demand."""
+    if not intent or intent in SMALL_TALK_INTENTS:
+        return
+    if intent not in REQUEST_KINDS and conversation.intent:
+        return
+    conversation_classify_by_bot(
+        conversation=conversation, intent=intent, request_kind=REQUEST_KINDS.get(intent, "")
+    )
 
 
 def _hand_off(

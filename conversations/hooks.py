@@ -82,3 +82,9 @@ def label(kind: str, value: str) -> str:
     """The registered label of ``value`` (translated now), else the value itself."""
     found = _labels.get(kind, {}).get(value)
     return str(found) if found is not None else value
+
+
+def labels(kind: str) -> dict[str, str]:
+    """Every registered value of ``kind`` with its label (translated now), e.g. the intents
+    for the supervisors' filter."""
+    return {value: str(found) for value, found in _labels.get(kind, {}).items()}
