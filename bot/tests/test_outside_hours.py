@@ -42,9 +42,7 @@ def open_only_in_three_days(team) -> datetime:
     return datetime.combine(day, time(8), tzinfo=SP)
 
 
-def test_outside_hours_the_customer_is_told_when_a_person_is_back(
-    say, conversation, team_billing
-):
+def test_outside_hours_the_customer_is_told_when_a_person_is_back(say, conversation, team_billing):
     back_at = open_only_in_three_days(team_billing)
 
     say("quero cancelar minha internet")

@@ -178,7 +178,10 @@ def test_first_response_breach_follows_the_answer(targets, agent, team_support):
     unanswered = escalated(team_support)
     answered_in_time = escalated(team_support)
     answered_late = escalated(team_support)
-    for conversation, at in ((answered_in_time, T0 + minutes(10)), (answered_late, T0 + minutes(40))):
+    for conversation, at in (
+        (answered_in_time, T0 + minutes(10)),
+        (answered_late, T0 + minutes(40)),
+    ):
         services.conversation_assign(conversation=conversation, agent=agent)
         services.message_record_outbound(
             conversation=conversation, sender_kind=Message.SenderKind.AGENT, text="Olá!", now=at
