@@ -279,13 +279,15 @@ def conversation_escalate(
     intent: str = "",
     request_kind: str = "",
     now: datetime | None = None,
+    notify_customer: bool = True,
 ) -> Conversation:
     """Hand a conversation from the bot to the humans' waiting queue (bot → waiting).
 
     Starts its SLA clocks (``conversations.sla``). ``intent``/``request_kind``: what the bot
     understood, kept unless staff already classified the demand. Outside the team's business
-    hours the customer is told, in the same transaction (outbox), when a person will be back;
-    the conversation stays queued either way.
+    hours the customer is told, in the same transaction (outbox), when a person will be back
+    (``notify_customer=False``: not told, for imports and demo data); the conversation stays
+    queued either way.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -306,7 +308,7 @@ def conversation_escalate(
         fields += _sla_start(conv, now)
         conv.save(update_fields=_unique(fields))
         event_data = {"reason": reason, **(data or {})}
-        back_at = _tell_when_people_are_back(conv, now)
+        back_at = _tell_when_people_are_back(conv, now) if notify_customer else None
         if back_at is not None:
             event_data["outside_hours_until"] = back_at.isoformat()
         _event(conv, ConversationEvent.Kind.ESCALATED, data=event_data)

@@ -270,3 +270,17 @@ def test_sla_summary_counts_each_team_in_one_query(
 def test_the_kinds_and_priorities_agree_with_compliance_and_accounts():
     assert set(Conversation.RequestKind.values) == set(SAC_RULES)
     assert SlaPriority.choices == Conversation.Priority.choices
+
+
+def test_the_service_record_names_the_demands_kind(supervisor, team_support):
+    from compliance.services import service_record_for_protocol
+
+    conversation = escalated(team_support)
+    services.conversation_classify_by_bot(
+        conversation=conversation, intent="no_connection", request_kind="complaint"
+    )
+    services.conversation_close(conversation=conversation, resolution="resolved", actor=supervisor)
+
+    record = service_record_for_protocol(conversation.protocol)
+
+    assert record["classification"] == "Reclamação / Resolvido"
