@@ -19,6 +19,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Role, Team
+from compliance.services import sac_deadline
 from conversations import access, admin_actions, hooks, selectors, sla
 from conversations.admin_filters import (
     IntentFilter,
@@ -238,14 +239,12 @@ class ConversationAdmin(admin.ModelAdmin):
     def waiting_for(self, obj: Conversation) -> str:
         if obj.state != Conversation.State.WAITING or obj.waiting_since is None:
             return "—"
-        return timesince(obj.waiting_since, now=getattr(obj, "_now", None) or timezone.now())
+        return timesince(obj.waiting_since, now=timezone.now())
 
     @admin.display(description=_("base legal do prazo Anatel"))
     def anatel_basis(self, obj: Conversation) -> str:
         if not obj.request_kind:
             return str(_("Defina o tipo de demanda para calcular o prazo."))
-        from compliance.services import sac_deadline
-
         return str(sac_deadline(opened_at=obj.opened_at, kind=obj.request_kind).basis)
 
     # --- pages --------------------------------------------------------------------------------
