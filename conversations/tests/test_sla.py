@@ -284,3 +284,28 @@ def test_the_service_record_names_the_demands_kind(supervisor, team_support):
     record = service_record_for_protocol(conversation.protocol)
 
     assert record["classification"] == "Reclamação / Resolvido"
+
+
+def test_the_console_timeline_shows_the_kind_and_the_outside_hours_notice(
+    console_client, supervisor, team_support
+):
+    from django.utils import timezone
+
+    opens = timezone.localtime(timezone.now(), SP).date() + timedelta(days=3)
+    TeamOpeningHours.objects.create(
+        team=team_support, weekday=opens.weekday(), opens_at=time(8), closes_at=time(9)
+    )
+    team_support.closed_on_national_holidays = False
+    team_support.save(update_fields=["closed_on_national_holidays"])
+    conversation = services.conversation_escalate(
+        conversation=ConversationFactory(), reason="test", team=team_support
+    )
+    services.conversation_set_request_kind(
+        conversation=conversation, request_kind="complaint", actor=supervisor
+    )
+
+    page = console_client(supervisor).get(f"/console/c/{conversation.pk}/")
+
+    html = page.content.decode()
+    assert f"cliente avisado da volta em {opens:%d/%m} 08:00" in html
+    assert "Tipo de demanda: Reclamação" in html
