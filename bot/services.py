@@ -226,16 +226,11 @@ def _decide_and_apply(
 
 
 def _classify(conversation: Conversation, intent: str) -> None:
-    """Tell the conversation what the demand is about (its request kind sets the Anatel
-    deadline). A later, clearer intent replaces an earlier one; "falar com atendente" only
-    fills a blank, since it says nothing about the demand."""
-    if not intent or intent in SMALL_TALK_INTENTS:
-        return
-    if intent not in REQUEST_KINDS and conversation.intent:
-        return
-    conversation_classify_by_bot(
-        conversation=conversation, intent=intent, request_kind=REQUEST_KINDS.get(intent, "")
-    )
+    """The Anatel kind of the demand follows the subject the bot recognised (it sets the
+    deadline); small talk and "falar com atendente" say nothing about it and change nothing."""
+    kind = REQUEST_KINDS.get(intent)
+    if kind:
+        conversation_classify_by_bot(conversation=conversation, request_kind=kind)
 
 
 def _hand_off(

@@ -276,15 +276,14 @@ def conversation_escalate(
     team: Team | None = None,
     priority: int | None = None,
     data: dict[str, Any] | None = None,
-    intent: str = "",
     request_kind: str = "",
     now: datetime | None = None,
     notify_customer: bool = True,
 ) -> Conversation:
     """Hand a conversation from the bot to the humans' waiting queue (bot → waiting).
 
-    Starts its SLA clocks (``conversations.sla``). ``intent``/``request_kind``: what the bot
-    understood, kept unless staff already classified the demand. Outside the team's business
+    Starts its SLA clocks (``conversations.sla``). ``request_kind``: the demand's kind as the
+    caller understood it, kept unless staff already classified the demand. Outside the team's business
     hours the customer is told, in the same transaction (outbox), when a person will be back
     (``notify_customer=False``: not told, for imports and demo data); the conversation stays
     queued either way.
@@ -304,7 +303,7 @@ def conversation_escalate(
         if priority is not None:
             conv.priority = priority
             fields.append("priority")
-        fields += _classify(conv, intent=intent, request_kind=request_kind)
+        fields += _classify(conv, request_kind=request_kind)
         fields += _sla_start(conv, now)
         conv.save(update_fields=_unique(fields))
         event_data = {"reason": reason, **(data or {})}
@@ -344,32 +343,26 @@ def _sla_start(conv: Conversation, now: datetime) -> list[str]:
     return ["sla_started_at", *_sla_recompute(conv)]
 
 
-def _classify(conv: Conversation, *, intent: str, request_kind: str) -> list[str]:
-    """The bot's reading of the demand; never overrides a kind staff chose."""
-    fields: list[str] = []
-    if intent and conv.intent != intent[:40]:
-        conv.intent = intent[:40]
-        fields.append("intent")
+def _classify(conv: Conversation, *, request_kind: str) -> list[str]:
+    """The bot's reading of the demand's kind; never overrides a kind staff chose."""
     if (
-        request_kind in Conversation.RequestKind.values
-        and conv.request_kind_source != Conversation.RequestKindSource.STAFF
-        and conv.request_kind != request_kind
+        request_kind not in Conversation.RequestKind.values
+        or conv.request_kind_source == Conversation.RequestKindSource.STAFF
+        or conv.request_kind == request_kind
     ):
-        conv.request_kind = request_kind
-        conv.request_kind_source = Conversation.RequestKindSource.BOT
-        fields += ["request_kind", "request_kind_source", *_sla_recompute(conv)]
-    return fields
+        return []
+    conv.request_kind = request_kind
+    conv.request_kind_source = Conversation.RequestKindSource.BOT
+    return ["request_kind", "request_kind_source", *_sla_recompute(conv)]
 
 
-def conversation_classify_by_bot(
-    *, conversation: Conversation, intent: str, request_kind: str = ""
-) -> Conversation:
-    """Record the intent the bot recognised and the demand's kind derived from it (which
-    sets the Anatel deadline). Staff's classification always wins. Call inside the bot's
-    decision transaction (the row is locked there)."""
-    fields = _classify(conversation, intent=intent, request_kind=request_kind)
+def conversation_classify_by_bot(*, conversation: Conversation, request_kind: str) -> Conversation:
+    """Record the demand's kind the bot derived from the intent it recognised (which sets the
+    Anatel deadline). Staff's classification always wins. Call inside the bot's decision
+    transaction (the row is locked there)."""
+    fields = _classify(conversation, request_kind=request_kind)
     if fields:
-        conversation.save(update_fields=_unique(fields))
+        conversation.save(update_fields=fields)
     return conversation
 
 

@@ -346,7 +346,10 @@ def test_sla_and_waiting_filters(fast_targets, supervisor, team_support):
 
 
 def test_intent_kind_and_search(supervisor, team_support):
-    complaint = waiting(team_support, intent="no_connection", request_kind="complaint")
+    complaint = waiting(team_support, request_kind="complaint")
+    services.conversation_record_bot_decision(
+        conversation_id=complaint.pk, data={}, intent="no_connection"
+    )
     unknown = waiting(team_support)
     customer = CustomerFactory(phone_e164="+5511912345678", wa_id="5511912345678")
     by_phone = services.conversation_escalate(

@@ -131,12 +131,9 @@ def test_a_transfer_takes_the_new_teams_targets_without_restarting_the_wait(
 def test_the_bots_reading_sets_the_kind_and_the_anatel_deadline(team_support):
     conversation = ConversationFactory(opened_at=T0)
 
-    services.conversation_classify_by_bot(
-        conversation=conversation, intent="no_connection", request_kind="complaint"
-    )
+    services.conversation_classify_by_bot(conversation=conversation, request_kind="complaint")
     conversation.refresh_from_db()
 
-    assert conversation.intent == "no_connection"
     assert conversation.request_kind == Conversation.RequestKind.COMPLAINT
     assert conversation.request_kind_source == Conversation.RequestKindSource.BOT
     # Complaints: 7 calendar days, to the end of the day (São Paulo).
@@ -145,16 +142,12 @@ def test_the_bots_reading_sets_the_kind_and_the_anatel_deadline(team_support):
 
 def test_staffs_classification_wins_over_the_bots(supervisor, team_support):
     conversation = ConversationFactory(opened_at=T0, team=team_support)
-    services.conversation_classify_by_bot(
-        conversation=conversation, intent="billing", request_kind="request"
-    )
+    services.conversation_classify_by_bot(conversation=conversation, request_kind="request")
 
     services.conversation_set_request_kind(
         conversation=conversation, request_kind="cancellation", actor=supervisor
     )
-    services.conversation_classify_by_bot(
-        conversation=conversation, intent="plan_change", request_kind="information"
-    )
+    services.conversation_classify_by_bot(conversation=conversation, request_kind="information")
     conversation.refresh_from_db()
 
     assert conversation.request_kind == Conversation.RequestKind.CANCELLATION
@@ -196,9 +189,7 @@ def test_first_response_breach_follows_the_answer(targets, agent, team_support):
 
 def test_resolution_and_anatel_breaches(targets, supervisor, team_support):
     conversation = escalated(team_support)
-    services.conversation_classify_by_bot(
-        conversation=conversation, intent="no_connection", request_kind="complaint"
-    )
+    services.conversation_classify_by_bot(conversation=conversation, request_kind="complaint")
 
     late = reload(conversation, T0 + minutes(241))
     assert late.sla_resolution_breached and late.sla_breached
@@ -276,9 +267,7 @@ def test_the_service_record_names_the_demands_kind(supervisor, team_support):
     from compliance.services import service_record_for_protocol
 
     conversation = escalated(team_support)
-    services.conversation_classify_by_bot(
-        conversation=conversation, intent="no_connection", request_kind="complaint"
-    )
+    services.conversation_classify_by_bot(conversation=conversation, request_kind="complaint")
     services.conversation_close(conversation=conversation, resolution="resolved", actor=supervisor)
 
     record = service_record_for_protocol(conversation.protocol)
@@ -309,3 +298,21 @@ def test_the_console_timeline_shows_the_kind_and_the_outside_hours_notice(
     html = page.content.decode()
     assert f"cliente avisado da volta em {opens:%d/%m} 08:00" in html
     assert "Tipo de demanda: Reclamação" in html
+
+
+def test_the_dashboard_tile_counts_breaches_in_the_supervisors_scope(
+    console_client, targets, supervisor, team_support
+):
+    from django.utils import timezone
+
+    now = timezone.now()
+    escalated(team_support, at=now - minutes(45))  # first response 15 minutes late
+    escalated(team_support, at=now - minutes(5))
+    today = timezone.localdate()
+    yesterday = today - timedelta(days=1)  # the period covers the 45 minutes even at 00:10
+    client = console_client(supervisor)
+
+    data = client.get(f"/console/dashboard/snapshot/?from={yesterday}&to={today}").json()
+
+    assert data["sla"]["breaching_now"] == 1
+    assert data["sla"]["started"] == 2 and data["sla"]["breached"] == 1
