@@ -202,7 +202,6 @@ def _decide_and_apply(
         first_contact,
         started,
     )
-    _classify(conversation, decision.intent)
     if outcome.action == "answered":
         body, interactive = replies.answer_with_confirmation(outcome.answer)
         _send(conversation, type="interactive", text=body, payload={"interactive": interactive})
@@ -388,6 +387,7 @@ def _record(
         transcript=analysis.transcript,
     )
     bot_decision_record_event(decision=decision, note=analysis.note)
+    _classify(conversation, decision.intent)
     return decision
 
 
