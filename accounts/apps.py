@@ -48,7 +48,10 @@ def _resync_role_groups(sender, using="default", **kwargs) -> None:
 
     from accounts.roles import ROLE_PERMISSIONS, sync_role_groups
 
-    if sender is not list(apps.get_app_configs())[-1]:
+    # post_migrate is sent only to apps with models: the last of those is the last sender
+    # (an app without models, such as ``ispsupport``, may come after it in INSTALLED_APPS).
+    with_models = [config for config in apps.get_app_configs() if config.models_module]
+    if sender is not with_models[-1]:
         return
     if Group.objects.using(using).filter(name__in=ROLE_PERMISSIONS).count() == len(
         ROLE_PERMISSIONS

@@ -9,6 +9,8 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -31,12 +33,26 @@ class Presence(models.TextChoices):
 
 
 class Team(models.Model):
-    """A group of agents; conversations are routed to teams."""
+    """A group of agents; conversations are routed to teams.
+
+    Its calendar (``opening_hours``, ``holidays``, ``closed_on_national_holidays``) says when
+    people are there; a team without opening hours is served around the clock. Its
+    ``sla_targets`` say how fast conversations must be answered and resolved, per priority.
+    The arithmetic lives in ``conversations.business_hours`` and ``conversations.sla``.
+    """
 
     name = models.CharField(_("nome"), max_length=100, unique=True)
     slug = models.SlugField(_("identificador"), max_length=50, unique=True)
     description = models.TextField(_("descrição"), blank=True)
     is_active = models.BooleanField(_("ativa"), default=True)
+    closed_on_national_holidays = models.BooleanField(
+        _("fechada nos feriados nacionais"),
+        default=True,
+        help_text=_(
+            "Feriados nacionais calculados pelo sistema (inclui Sexta-feira Santa e 20 de "
+            "novembro). Feriados locais: cadastre como feriados da equipe."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -46,6 +62,150 @@ class Team(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Weekday(models.IntegerChoices):
+    """Python's ``date.weekday()`` numbering: Monday is 0."""
+
+    MONDAY = 0, _("segunda-feira")
+    TUESDAY = 1, _("terça-feira")
+    WEDNESDAY = 2, _("quarta-feira")
+    THURSDAY = 3, _("quinta-feira")
+    FRIDAY = 4, _("sexta-feira")
+    SATURDAY = 5, _("sábado")
+    SUNDAY = 6, _("domingo")
+
+
+class TeamOpeningHours(models.Model):
+    """One period of a weekday when the team has people (São Paulo time).
+
+    Several rows per weekday make a split shift (08:00–12:00, 13:00–18:00). A period ends on
+    the day it starts; a team open through midnight uses one row ending 23:59 and one starting
+    00:00 the next day. Index: the (team, weekday) constraint serves the calendar load.
+    """
+
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, related_name="opening_hours", verbose_name=_("equipe")
+    )
+    weekday = models.PositiveSmallIntegerField(_("dia da semana"), choices=Weekday.choices)
+    opens_at = models.TimeField(_("abre às"))
+    closes_at = models.TimeField(_("fecha às"))
+
+    class Meta:
+        ordering = ["team", "weekday", "opens_at"]
+        verbose_name = _("horário de atendimento")
+        verbose_name_plural = _("horários de atendimento")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(opens_at__lt=models.F("closes_at")),
+                name="opening_hours_open_before_close",
+            ),
+            models.UniqueConstraint(
+                fields=["team", "weekday", "opens_at"], name="opening_hours_unique_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens_at:%H:%M}–{self.closes_at:%H:%M}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.opens_at and self.closes_at and self.opens_at >= self.closes_at:
+            raise ValidationError(
+                {"closes_at": _("O horário de fechamento vem depois da abertura.")}
+            )
+
+
+class TeamHoliday(models.Model):
+    """A day the team does not work besides the national holidays (a municipal holiday, a
+    company day off). Index: the (team, day) constraint."""
+
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, related_name="holidays", verbose_name=_("equipe")
+    )
+    day = models.DateField(_("data"))
+    description = models.CharField(_("motivo"), max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["team", "day"]
+        verbose_name = _("feriado da equipe")
+        verbose_name_plural = _("feriados da equipe")
+        constraints = [
+            models.UniqueConstraint(fields=["team", "day"], name="team_holiday_unique_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day:%d/%m/%Y} {self.description}".strip()
+
+
+class SlaPriority(models.IntegerChoices):
+    """The conversations' priorities (``conversations.Conversation.Priority``; accounts may not
+    import conversations, a test keeps the two lists equal)."""
+
+    LOW = 0, _("Baixa")
+    NORMAL = 1, _("Normal")
+    HIGH = 2, _("Alta")
+    URGENT = 3, _("Urgente")
+
+
+class SlaTarget(models.Model):
+    """How fast a team answers and resolves conversations of one priority.
+
+    ``team`` empty: the default for teams (and conversations without a team) that have no
+    target of their own for that priority. With ``business_hours`` the minutes count only
+    while the team is open (its opening hours, minus national and team holidays); otherwise
+    they are wall-clock minutes.
+
+    Indexes: the two unique constraints (one target per team and priority; one default per
+    priority) serve the lookup when a conversation's due times are computed.
+    """
+
+    team = models.ForeignKey(
+        Team,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="sla_targets",
+        verbose_name=_("equipe"),
+        help_text=_("Vazio: padrão para as equipes sem meta própria."),
+    )
+    priority = models.SmallIntegerField(_("prioridade"), choices=SlaPriority.choices)
+    first_response_minutes = models.PositiveIntegerField(
+        _("primeira resposta (minutos)"), validators=[MinValueValidator(1)]
+    )
+    resolution_minutes = models.PositiveIntegerField(
+        _("resolução (minutos)"), validators=[MinValueValidator(1)]
+    )
+    business_hours = models.BooleanField(
+        _("contar só no horário de atendimento"),
+        default=True,
+        help_text=_("Desmarcado: minutos corridos, 24 horas por dia."),
+    )
+
+    class Meta:
+        ordering = ["team", "-priority"]
+        verbose_name = _("meta de SLA")
+        verbose_name_plural = _("metas de SLA")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "priority"],
+                condition=models.Q(team__isnull=False),
+                name="sla_target_team_priority",
+            ),
+            models.UniqueConstraint(
+                fields=["priority"],
+                condition=models.Q(team__isnull=True),
+                name="sla_target_default_priority",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(priority__gte=0, priority__lte=3),
+                name="sla_target_priority_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        team = self.team.name if self.team_id else _("padrão")
+        return f"{team} · {self.get_priority_display()}"
 
 
 class IspUserManager(UserManager):

@@ -33,6 +33,19 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "accounts.view_team",
         "accounts.change_team",
         "accounts.view_user",
+        # Their teams' calendars and SLA targets (rows limited to their teams in admin).
+        "accounts.view_teamopeninghours",
+        "accounts.add_teamopeninghours",
+        "accounts.change_teamopeninghours",
+        "accounts.delete_teamopeninghours",
+        "accounts.view_teamholiday",
+        "accounts.add_teamholiday",
+        "accounts.change_teamholiday",
+        "accounts.delete_teamholiday",
+        "accounts.view_slatarget",
+        "accounts.add_slatarget",
+        "accounts.change_slatarget",
+        "accounts.delete_slatarget",
         # Who opened their teams' customers' data (rows filtered to their teams in admin).
         "compliance.view_accesslogentry",
         # The bot: knowledge base, escalation thresholds and routes; its decisions.

@@ -17,6 +17,7 @@ from bot.models import (
     KnowledgeEntry,
 )
 from bot.services import bot_policy_invalidate
+from ispsupport.admin_history import AuditHistoryMixin
 
 
 class _InvalidatesPolicy:
@@ -109,7 +110,7 @@ class KnowledgeEntryForm(forms.ModelForm):
 
 
 @admin.register(KnowledgeEntry)
-class KnowledgeEntryAdmin(_InvalidatesPolicy, admin.ModelAdmin):
+class KnowledgeEntryAdmin(AuditHistoryMixin, _InvalidatesPolicy, admin.ModelAdmin):
     form = KnowledgeEntryForm
     list_display = [
         "title",
@@ -179,12 +180,16 @@ class BotPolicyForm(_KeepsStoredTeam, forms.ModelForm):
 
 
 @admin.register(BotPolicy)
-class BotPolicyAdmin(_InvalidatesPolicy, admin.ModelAdmin):
-    """A single row: no adding a second one, no deleting it."""
+class BotPolicyAdmin(AuditHistoryMixin, _InvalidatesPolicy, admin.ModelAdmin):
+    """A single row: no adding a second one, no deleting it. Its history page includes the
+    escalation rules and intent routes edited inline."""
 
     form = BotPolicyForm
     inlines = [EscalationRuleInline, IntentRouteInline]
     list_display = ["__str__", "min_confidence", "negative_sentiment_threshold", "max_bot_turns"]
+
+    def audit_related(self, obj: BotPolicy) -> list:
+        return [obj.rules.all(), obj.routes.all()]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return super().has_add_permission(request) and not BotPolicy.objects.exists()

@@ -43,6 +43,18 @@ MANDATORY_REASONS = frozenset(
 HUMAN_INTENTS = {"human": "human_requested", "cancellation": "cancellation"}
 # Intents that say nothing actionable: the bot shows the menu instead of escalating.
 SMALL_TALK_INTENTS = frozenset({"greeting", "other"})
+# The Anatel/SAC kind of demand each intent reveals (conversations.Conversation.RequestKind,
+# whose deadlines compliance computes): a failing service is a complaint, a bill or a visit a
+# request, plan questions information. Small talk and "a person, please" say nothing about it.
+REQUEST_KINDS: dict[str, str] = {
+    "no_connection": "complaint",
+    "slow_connection": "complaint",
+    "billing": "request",
+    "payment_confirmation": "request",
+    "plan_change": "information",
+    "technical_visit": "request",
+    "cancellation": "cancellation",
+}
 
 
 @dataclass(frozen=True, slots=True)

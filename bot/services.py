@@ -27,6 +27,7 @@ from bot import outage as outage_turns
 from bot.analysis import Analysis, analyse
 from bot.models import BotDecision
 from bot.policy import (
+    REQUEST_KINDS,
     SMALL_TALK_INTENTS,
     Context,
     Outcome,
@@ -40,6 +41,7 @@ from conversations.services import (
     MediaInfo,
     ServiceError,
     conversation_bump_bot_attempts,
+    conversation_classify_by_bot,
     conversation_close,
     conversation_escalate,
     conversation_record_bot_decision,
@@ -244,6 +246,14 @@ def _decide_and_apply(
     return HandleResult("decided", decision)
 
 
+def _classify(conversation: Conversation, intent: str) -> None:
+    """The Anatel kind of the demand follows the subject the bot recognised (it sets the
+    deadline); small talk and "falar com atendente" say nothing about it and change nothing."""
+    kind = REQUEST_KINDS.get(intent)
+    if kind:
+        conversation_classify_by_bot(conversation=conversation, request_kind=kind)
+
+
 def _hand_off(
     conversation: Conversation,
     decision: BotDecision,
@@ -414,6 +424,7 @@ def _record(
         transcript=analysis.transcript,
     )
     bot_decision_record_event(decision=decision, note=analysis.note)
+    _classify(conversation, decision.intent)
     return decision
 
 

@@ -41,8 +41,8 @@ from django.db.models.functions import Coalesce, ExtractHour, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import Presence, Role, User
-from conversations import access, hooks, selectors
+from accounts.models import Presence, Role, SlaTarget, User
+from conversations import access, hooks, selectors, sla
 from conversations.models import Conversation
 
 MAX_PERIOD_DAYS = 366
@@ -501,14 +501,23 @@ def agents_board(*, user: User) -> AgentsBoard:
 
 
 def dashboard_sla(*, user: User, period: Period) -> dict[str, Any] | None:
-    """SLA breaches for the SLA tile: **None until SLA tracking exists**.
-
-    PENDING (branch ``sla``): ``conversations.sla`` is to provide ``breaching(...)`` and
-    ``sla_summary(...)``; when it lands this returns their figures for the user's scope and
-    the period (e.g. ``{"breaching_now": n, "breached": n, "rate": pct}``) and the tile in
-    ``console/partials/dashboard.html`` shows them. Nothing else has to change.
-    """
-    return None
+    """SLA figures for the tile (``conversations.sla``'s conditions), None while no SLA target
+    is configured: ``breaching_now`` (open conversations of the user's scope past a clock now),
+    ``started`` (conversations that reached people in the period), ``breached`` (of those, how
+    many breached a clock, open or closed) and ``rate`` (breached ÷ started, None without any).
+    Two queries: the targets' existence and one aggregate."""
+    if not SlaTarget.objects.exists():
+        return None
+    now = timezone.now()
+    in_period = Q(sla_started_at__gte=period.start, sla_started_at__lt=period.end)
+    figures = _conversations(user).aggregate(
+        breaching_now=Count("pk", filter=~Q(state=Conversation.State.CLOSED) & sla.breach_q(now)),
+        started=Count("pk", filter=in_period),
+        breached=Count("pk", filter=in_period & sla.breach_q(now)),
+    )
+    started = figures["started"] or 0
+    figures["rate"] = figures["breached"] / started if started else None
+    return figures
 
 
 def dashboard_snapshot(*, user: User, period: Period | None = None) -> Snapshot:

@@ -119,3 +119,9 @@ def dashboard_tiles() -> list[DashboardTile]:
         if tile is not None:
             tiles.append(tile)
     return tiles
+
+
+def labels(kind: str) -> dict[str, str]:
+    """Every registered value of ``kind`` with its label (translated now), e.g. the intents
+    for the supervisors' filter."""
+    return {value: str(found) for value, found in _labels.get(kind, {}).items()}

@@ -146,6 +146,20 @@ class Conversation(models.Model):
         DUPLICATE = "duplicate", _("Duplicado")
         SPAM = "spam", _("Spam")
 
+    class RequestKind(models.TextChoices):
+        """The Anatel/SAC kind of demand; each has its legal deadline
+        (``compliance.services.sac_deadline``: the keys are the same)."""
+
+        INFORMATION = "information", _("Informação")
+        REQUEST = "request", _("Solicitação")
+        COMPLAINT = "complaint", _("Reclamação")
+        CANCELLATION = "cancellation", _("Cancelamento")
+        HISTORY = "history", _("Histórico de protocolo")
+
+    class RequestKindSource(models.TextChoices):
+        BOT = "bot", _("Robô (pela intenção)")
+        STAFF = "staff", _("Equipe")
+
     OPEN_STATES = (State.BOT, State.WAITING, State.ASSIGNED)
 
     customer = models.ForeignKey(
@@ -228,6 +242,20 @@ class Conversation(models.Model):
         default=False,
         help_text=_("Meta recusou uma mensagem livre (janela de 24 horas encerrada)."),
     )
+    # The Anatel kind of the demand: derived from the bot's intent, or set by staff.
+    request_kind = models.CharField(
+        _("tipo de demanda"), max_length=20, choices=RequestKind.choices, blank=True
+    )
+    request_kind_source = models.CharField(
+        _("tipo definido por"), max_length=5, choices=RequestKindSource.choices, blank=True
+    )
+    # SLA clocks (conversations.sla): set by the services when a conversation reaches people
+    # and whenever what they depend on changes (team, priority, request kind). Stored, so
+    # lists and filters compare them with "now" in SQL without computing per row.
+    sla_started_at = models.DateTimeField(_("na fila humana desde"), null=True, blank=True)
+    first_response_due_at = models.DateTimeField(_("primeira resposta até"), null=True, blank=True)
+    resolution_due_at = models.DateTimeField(_("resolução até"), null=True, blank=True)
+    anatel_due_at = models.DateTimeField(_("prazo Anatel"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("conversa")
@@ -277,6 +305,17 @@ class Conversation(models.Model):
             # (containment, resolution time, CSAT) in a period.
             models.Index(fields=["opened_at"], name="conv_opened_at"),
             models.Index(fields=["closed_at"], name="conv_closed_at"),
+            # SLA views: open conversations by their due times, per team.
+            models.Index(
+                fields=["team", "first_response_due_at"],
+                condition=~Q(state="closed") & Q(first_response_at__isnull=True),
+                name="conv_open_first_response_due",
+            ),
+            models.Index(
+                fields=["team", "resolution_due_at"],
+                condition=~Q(state="closed"),
+                name="conv_open_resolution_due",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -448,6 +487,7 @@ class ConversationEvent(models.Model):
         UNASSIGNED = "unassigned", _("Devolvida à fila")
         TRANSFERRED = "transferred", _("Transferida")
         PRIORITY = "priority", _("Prioridade alterada")
+        CLASSIFIED = "classified", _("Tipo de demanda definido")
         BOT_DECISION = "bot_decision", _("Decisão do robô")
         DELIVERY_FAILED = "delivery_failed", _("Falha de entrega")
         CLOSED = "closed", _("Encerrada")

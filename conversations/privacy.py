@@ -160,7 +160,8 @@ def _synthesis(conversation: Conversation) -> str:
 
 
 def _classification(conversation: Conversation) -> str:
-    kind = getattr(conversation, "kind", "") or ""
+    # The Anatel kind of demand (information, complaint, cancellation…), when known.
+    kind = conversation.get_request_kind_display() if conversation.request_kind else ""
     label = conversation.get_resolution_display() if conversation.resolution else ""
     return " / ".join(x for x in (str(kind), str(label)) if x) or str(
         Conversation.State(conversation.state).label

@@ -17,6 +17,8 @@ from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import Role, User
+from compliance.models import AccessLogEntry
+from compliance.services import access_log_record
 from conversations import access, events
 from conversations.identity import customer_identity_q, customer_name_q, customers_by_identity
 from conversations.models import (
@@ -48,6 +50,29 @@ def message_history(*, conversation: Conversation) -> QuerySet[Message]:
     )
 
 
+def conversation_history_for_staff(
+    *, user: User, conversation: Conversation, ip: str | None, limit: int = 200
+) -> list[Message]:
+    """The newest ``limit`` messages of a conversation, oldest first, for a staff page that
+    shows them (the supervisors' admin page); writes the personal-data access log
+    (``view_conversation``) first, so a page that reveals a customer's messages never does so
+    unrecorded. Call once per page view, after checking the user may see the conversation."""
+    access_log_record(
+        user=user,
+        customer_id=conversation.customer_id,
+        action=AccessLogEntry.Action.VIEW_CONVERSATION,
+        ip=ip,
+        object_type="conversation",
+        object_id=conversation.pk,
+        team_id=conversation.team_id,
+    )
+    rows = list(
+        conversation.messages.select_related("sender_user").order_by("-created_at", "-pk")[:limit]
+    )
+    rows.reverse()
+    return rows
+
+
 # --- who may see what ---------------------------------------------------------------------------
 
 
@@ -71,6 +96,15 @@ def conversation_visibility_q(user: User) -> Q:
 
 def conversations_visible_to(user: User) -> QuerySet[Conversation]:
     return Conversation.objects.filter(conversation_visibility_q(user))
+
+
+def conversations_for_admin(user: User) -> QuerySet[Conversation]:
+    """The conversations a user's admin pages list: the console's rule for agents and
+    supervisors; everything for admins and the DPO (who reads them for data-subject requests;
+    each page opened is in the access log)."""
+    if user.is_superuser or user.has_role(Role.ADMIN, Role.DPO):
+        return Conversation.objects.all()
+    return conversations_visible_to(user)
 
 
 def conversation_get_for_user(*, user: User, pk: Any) -> Conversation:
@@ -141,6 +175,12 @@ def _queue_queryset(user: User, queue: str, search: str = "") -> QuerySet[Conver
             return base.none()
         return base.exclude(state=Conversation.State.CLOSED)
     raise ValueError(queue)
+
+
+def conversation_search_q(search: str) -> Q:
+    """The console's search (protocol prefix, customer name, phone in any spelling) as a
+    filter, for other pages that search conversations the same way (the admin)."""
+    return _search_q(search)
 
 
 def _search_q(search: str) -> Q:

@@ -16,11 +16,11 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Presence, Role, Team, User
-from conversations import events, metrics, outbox
+from conversations import business_hours, events, metrics, outbox, sla
 from conversations.identity import customers_by_identity
 from conversations.models import (
     Conversation,
@@ -280,14 +280,25 @@ def conversation_escalate(
     team: Team | None = None,
     priority: int | None = None,
     data: dict[str, Any] | None = None,
+    request_kind: str = "",
+    now: datetime | None = None,
+    notify_customer: bool = True,
 ) -> Conversation:
-    """Hand a conversation from the bot to the humans' waiting queue (bot → waiting)."""
+    """Hand a conversation from the bot to the humans' waiting queue (bot → waiting).
+
+    Starts its SLA clocks (``conversations.sla``). ``request_kind``: the demand's kind as the
+    caller understood it, kept unless staff already classified the demand. Outside the team's business
+    hours the customer is told, in the same transaction (outbox), when a person will be back
+    (``notify_customer=False``: not told, for imports and demo data); the conversation stays
+    queued either way.
+    """
+    now = now or timezone.now()
     with transaction.atomic():
         conv = _locked(conversation)
         if conv.state != Conversation.State.BOT:
             raise InvalidTransition()
         conv.state = Conversation.State.WAITING
-        conv.waiting_since = conv.escalated_at = timezone.now()
+        conv.waiting_since = conv.escalated_at = now
         conv.escalation_reason = reason[:60]
         fields = ["state", "waiting_since", "escalated_at", "escalation_reason"]
         if team is not None:
@@ -296,10 +307,136 @@ def conversation_escalate(
         if priority is not None:
             conv.priority = priority
             fields.append("priority")
-        conv.save(update_fields=fields)
-        _event(conv, ConversationEvent.Kind.ESCALATED, data={"reason": reason, **(data or {})})
+        fields += _classify(conv, request_kind=request_kind)
+        fields += _sla_start(conv, now)
+        conv.save(update_fields=_unique(fields))
+        event_data = {"reason": reason, **(data or {})}
+        back_at = _tell_when_people_are_back(conv, now) if notify_customer else None
+        if back_at is not None:
+            event_data["outside_hours_until"] = back_at.isoformat()
+        _event(conv, ConversationEvent.Kind.ESCALATED, data=event_data)
         events.publish_conversation(conversation_id=conv.pk, kind="conversation.waiting")
     return _refresh(conversation, conv)
+
+
+# --- SLA clocks and the demand's kind (conversations.sla reads what these store) ---------------
+
+
+def _unique(fields: list[str]) -> list[str]:
+    return list(dict.fromkeys(fields))
+
+
+def _sla_recompute(conv: Conversation) -> list[str]:
+    """Recompute the stored clocks of ``conv`` (in memory) from its team, priority, start and
+    kind; return the fields to save."""
+    due = sla.due_times(
+        team_id=conv.team_id, priority=conv.priority, started_at=conv.sla_started_at
+    )
+    conv.first_response_due_at = due.first_response_due_at
+    conv.resolution_due_at = due.resolution_due_at
+    conv.anatel_due_at = sla.anatel_due_at(opened_at=conv.opened_at, request_kind=conv.request_kind)
+    return ["first_response_due_at", "resolution_due_at", "anatel_due_at"]
+
+
+def _sla_start(conv: Conversation, now: datetime) -> list[str]:
+    """The conversation reaches people (escalation, or a claim straight from the bot): its
+    first-response and resolution clocks start, once; later moves keep the start."""
+    if conv.sla_started_at is not None:
+        return []
+    conv.sla_started_at = now
+    return ["sla_started_at", *_sla_recompute(conv)]
+
+
+def _classify(conv: Conversation, *, request_kind: str) -> list[str]:
+    """The bot's reading of the demand's kind; never overrides a kind staff chose."""
+    if (
+        request_kind not in Conversation.RequestKind.values
+        or conv.request_kind_source == Conversation.RequestKindSource.STAFF
+        or conv.request_kind == request_kind
+    ):
+        return []
+    conv.request_kind = request_kind
+    conv.request_kind_source = Conversation.RequestKindSource.BOT
+    return ["request_kind", "request_kind_source", *_sla_recompute(conv)]
+
+
+def conversation_classify_by_bot(*, conversation: Conversation, request_kind: str) -> Conversation:
+    """Record the demand's kind the bot derived from the intent it recognised (which sets the
+    Anatel deadline). Staff's classification always wins. Call inside the bot's decision
+    transaction (the row is locked there)."""
+    fields = _classify(conversation, request_kind=request_kind)
+    if fields:
+        conversation.save(update_fields=fields)
+    return conversation
+
+
+def conversation_set_request_kind(
+    *, conversation: Conversation, request_kind: str, actor: User
+) -> Conversation:
+    """Staff classify the demand (information, request, complaint, cancellation, history);
+    the Anatel deadline follows. The bot will not change it afterwards."""
+    if request_kind not in Conversation.RequestKind.values:
+        raise InvalidInput(_("Tipo de demanda inválido."))
+    with transaction.atomic():
+        conv = _locked(conversation)
+        _require_handler(actor, conv)
+        old = conv.request_kind
+        conv.request_kind = request_kind
+        conv.request_kind_source = Conversation.RequestKindSource.STAFF
+        conv.save(update_fields=["request_kind", "request_kind_source", *_sla_recompute(conv)])
+        _event(
+            conv,
+            ConversationEvent.Kind.CLASSIFIED,
+            actor=actor,
+            data={"from": old, "to": request_kind},
+        )
+        events.publish_conversation(conversation_id=conv.pk, kind="conversation.classified")
+    return _refresh(conversation, conv)
+
+
+def _tell_when_people_are_back(conv: Conversation, now: datetime) -> datetime | None:
+    """Outside the team's business hours: queue a pt-BR message telling the customer when a
+    person will be back (next opening, São Paulo time); return that moment (None when open).
+
+    The reply goes through the outbox like every other; a closed 24-hour window (a stale
+    message escalated late) loses the notice, never the escalation.
+    """
+    calendar = business_hours.calendar_for_team(conv.team_id)
+    if calendar.is_open(now):
+        return None
+    back_at = calendar.next_opening(now)
+    with translation.override(settings.LANGUAGE_CODE):
+        if back_at is None:
+            text = str(
+                _(
+                    "Nosso atendimento com pessoas está fechado agora. Sua conversa continua "
+                    "na fila (protocolo %(protocol)s) e um atendente responde assim que "
+                    "possível."
+                )
+                % {"protocol": conv.protocol}
+            )
+        else:
+            text = str(
+                _(
+                    "Nosso atendimento com pessoas está fechado agora. Um atendente volta "
+                    "%(when)s (horário de Brasília) e continua daqui: sua conversa já está "
+                    "na fila (protocolo %(protocol)s)."
+                )
+                % {
+                    "when": business_hours.describe_opening(back_at, now),
+                    "protocol": conv.protocol,
+                }
+            )
+    try:
+        message_record_outbound(
+            conversation=conv, sender_kind=Message.SenderKind.BOT, text=text, now=now
+        )
+    except ServiceError as exc:
+        logger.warning(
+            "escalation: outside-hours notice not queued",
+            extra={"conversation_id": conv.pk, "error": exc.code},
+        )
+    return back_at
 
 
 def agent_can_take(agent: User, conversation: Conversation) -> bool:
@@ -332,7 +469,7 @@ def conversation_assign(
         previous = conv.assigned_agent_id
         conv.state = Conversation.State.ASSIGNED
         conv.assigned_agent = agent
-        conv.save(update_fields=["state", "assigned_agent"])
+        conv.save(update_fields=["state", "assigned_agent", *_sla_start(conv, timezone.now())])
         _event(
             conv,
             ConversationEvent.Kind.ASSIGNED,
@@ -391,7 +528,7 @@ def conversation_set_priority(
             raise InvalidTransition(_("A conversa já foi encerrada."))
         old = conv.priority
         conv.priority = priority
-        conv.save(update_fields=["priority"])
+        conv.save(update_fields=["priority", *_sla_recompute(conv)])
         _event(
             conv, ConversationEvent.Kind.PRIORITY, actor=actor, data={"from": old, "to": priority}
         )
@@ -930,7 +1067,11 @@ def conversation_transfer(
             conv.state = Conversation.State.WAITING
             conv.assigned_agent = None
             conv.waiting_since = timezone.now()
-        conv.save(update_fields=["team", "state", "assigned_agent", "waiting_since"])
+        # Another team, other targets and hours; the customer's wait keeps its start.
+        sla_fields = _sla_start(conv, timezone.now()) or _sla_recompute(conv)
+        conv.save(
+            update_fields=_unique(["team", "state", "assigned_agent", "waiting_since", *sla_fields])
+        )
         note_row = None
         if note:
             note_row = conv.notes.create(author=actor, text=note)
@@ -1407,3 +1548,72 @@ def conversation_record_bot_decision(
         conversation_id=conversation_id, kind="conversation.event", data={"event_id": event.pk}
     )
     return event
+
+
+# --- Supervisors' actions (the admin) -------------------------------------------------------------
+
+
+def conversation_may_supervise(*, user: User, conversation: Conversation) -> bool:
+    """Admins any conversation; supervisors those of their teams and those without a team
+    (the same conversations the console shows them, minus other teams' ones)."""
+    if not _is_console_staff(user) or not _is_supervisor(user):
+        return False
+    if user.has_role(Role.ADMIN) or conversation.team_id is None:
+        return True
+    return user.teams.filter(pk=conversation.team_id).exists()
+
+
+class SupervisorAction:
+    REASSIGN = "reassign"
+    TRANSFER = "transfer"
+    PRIORITY = "priority"
+    CLOSE = "close"
+    RETURN_TO_QUEUE = "return_to_queue"
+    REQUEST_KIND = "request_kind"
+
+
+def conversation_supervise(
+    *,
+    conversation: Conversation,
+    actor: User,
+    action: str,
+    agent: User | None = None,
+    team: Team | None = None,
+    priority: int | None = None,
+    resolution: str = "",
+    note: str = "",
+    request_kind: str = "",
+) -> Conversation:
+    """One door for a supervisor's action on one conversation (the admin's bulk actions).
+
+    Refuses (``ActionNotAllowed``) anyone who does not supervise the conversation's team
+    (``conversation_may_supervise``), then runs the same service the console uses, so every
+    rule, event and live update is the console's. ``action`` is a ``SupervisorAction``.
+    """
+    if not conversation_may_supervise(user=actor, conversation=conversation):
+        raise ActionNotAllowed(_("Esta conversa não é de uma equipe que você supervisiona."))
+    if action == SupervisorAction.REASSIGN:
+        if agent is None:
+            raise InvalidInput(_("Escolha um atendente."))
+        return conversation_assign_by_staff(conversation=conversation, agent=agent, actor=actor)
+    if action == SupervisorAction.TRANSFER:
+        return conversation_transfer(
+            conversation=conversation, actor=actor, team=team, agent=agent, note=note
+        )
+    if action == SupervisorAction.PRIORITY:
+        if priority is None:
+            raise InvalidInput(_("Escolha a prioridade."))
+        return conversation_set_priority(conversation=conversation, priority=priority, actor=actor)
+    if action == SupervisorAction.CLOSE:
+        return conversation_close_by_staff(
+            conversation=conversation, actor=actor, resolution=resolution, note=note
+        )
+    if action == SupervisorAction.RETURN_TO_QUEUE:
+        return conversation_unassign(
+            conversation=conversation, actor=actor, reason="returned_by_supervisor"
+        )
+    if action == SupervisorAction.REQUEST_KIND:
+        return conversation_set_request_kind(
+            conversation=conversation, request_kind=request_kind, actor=actor
+        )
+    raise InvalidInput(_("Ação desconhecida."))

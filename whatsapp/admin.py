@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from ispsupport.admin_history import AuditHistoryMixin
 from whatsapp.models import EarlyStatus, MessageTemplate, WebhookEvent
 
 
@@ -33,7 +34,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(MessageTemplate)
-class MessageTemplateAdmin(admin.ModelAdmin):
+class MessageTemplateAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = ("name", "language", "category", "status", "parameter_count", "updated_at")
     list_filter = ("status", "category", "language")
     search_fields = ("name", "body_text")

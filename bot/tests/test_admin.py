@@ -111,3 +111,68 @@ def test_a_mandatory_rule_cannot_be_switched_off_in_admin(staff):
 
     assert response.status_code == 200  # the form comes back with the error
     assert EscalationRule.objects.get(reason="cancellation").enabled
+
+
+# --- supervisors, with the change history on the page ----------------------------------------
+
+
+@pytest.fixture
+def supervisor_client(supervisor):
+    from django.test import Client
+
+    from accounts.tests.helpers import login_verified
+
+    client = Client()
+    login_verified(client, supervisor)
+    return client
+
+
+def _submit(client, url: str, form_id: str, **changes):
+    from accounts.tests.helpers import form_data
+
+    page = client.get(url)
+    assert page.status_code == 200
+    data = form_data(page.content.decode(), form_id)
+    data.update(changes)
+    return client.post(url, data)
+
+
+def test_a_supervisor_edits_an_answer_and_reads_its_history(supervisor_client, supervisor):
+    entry = KnowledgeEntry.objects.get(slug="segunda-via")
+    old_title = entry.title
+    url = reverse("admin:bot_knowledgeentry_change", args=[entry.pk])
+
+    response = _submit(supervisor_client, url, "knowledgeentry_form", title="2ª via e PIX")
+
+    assert response.status_code == 302
+    history = supervisor_client.get(
+        reverse("admin:bot_knowledgeentry_audit_history", args=[entry.pk])
+    )
+    assert history.status_code == 200
+    [latest, *_older] = history.context["entries"]
+    assert latest["actor"] == supervisor.username
+    assert ("título", old_title, "2ª via e PIX") in latest["changes"]
+    assert "Histórico de alterações" in supervisor_client.get(url).content.decode()
+
+
+def test_the_policys_history_includes_its_rules(supervisor_client, supervisor):
+    policy = BotPolicy.objects.get()
+    rule = policy.rules.get(reason=EscalationRule.Reason.NEGATIVE_SENTIMENT)
+    url = reverse("admin:bot_botpolicy_change", args=[policy.pk])
+    page_data_index = list(policy.rules.order_by("pk")).index(rule)
+
+    response = _submit(
+        supervisor_client,
+        url,
+        "botpolicy_form",
+        min_confidence="0.45",
+        **{f"rules-{page_data_index}-priority": "3"},
+    )
+
+    assert response.status_code == 302
+    history = supervisor_client.get(reverse("admin:bot_botpolicy_audit_history", args=[policy.pk]))
+    changes = [c for entry in history.context["entries"] for c in entry["changes"]]
+    fields = {field for field, _old, _new in changes}
+    assert "confiança mínima" in fields
+    assert "prioridade" in fields  # the rule edited inline
+    assert {e["actor"] for e in history.context["entries"]} == {supervisor.username}

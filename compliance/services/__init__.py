@@ -20,6 +20,7 @@ from compliance.services.consent import (
 from compliance.services.deadlines import (
     business_deadline,
     dsr_due_at,
+    holiday_name,
     incident_notice_due_at,
     national_holidays,
     sac_deadline,
@@ -96,6 +97,7 @@ __all__ = [
     "export_open_for_download",
     "export_payload",
     "held_customer_ids",
+    "holiday_name",
     "incident_notice_draft",
     "incident_notice_due_at",
     "incident_register",

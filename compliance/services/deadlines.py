@@ -75,12 +75,18 @@ def optional_holidays(year: int) -> dict[date, str]:
     }
 
 
+def holiday_name(day: date) -> str | None:
+    """The national holiday on ``day`` (with the pontos facultativos when
+    ``COMPLIANCE_OPTIONAL_HOLIDAYS_ARE_OFF``), or None: the one rule every calendar here uses,
+    incident deadlines and the teams' business hours alike."""
+    name = national_holidays(day.year).get(day)
+    if name is None and settings.COMPLIANCE_OPTIONAL_HOLIDAYS_ARE_OFF:
+        name = optional_holidays(day.year).get(day)
+    return name
+
+
 def is_business_day(day: date) -> bool:
-    if day.weekday() >= 5 or day in national_holidays(day.year):
-        return False
-    return not (
-        settings.COMPLIANCE_OPTIONAL_HOLIDAYS_ARE_OFF and day in optional_holidays(day.year)
-    )
+    return day.weekday() < 5 and holiday_name(day) is None
 
 
 def add_business_days(start: date, count: int) -> date:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from django import template
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
@@ -23,6 +25,7 @@ REASONS = {
     "agent_offline": "atendente ficou offline",
     "agent_away": "atendente ficou ausente",
     "transfer": "transferência",
+    "returned_by_supervisor": "devolvida pela supervisão",
     "demo": "demonstração",
 }
 
@@ -53,7 +56,20 @@ def event_line(event: ConversationEvent, names: dict[str, Any]) -> str:
             parts.append(_("intenção: %(intent)s") % {"intent": data["intent"]})
         if data.get("sentiment"):
             parts.append(_("sentimento: %(s)s") % {"s": data["sentiment"]})
+        if data.get("outside_hours_until"):
+            with contextlib.suppress(TypeError, ValueError):
+                back = timezone.localtime(datetime.fromisoformat(data["outside_hours_until"]))
+                parts.append(
+                    _("fora do horário: cliente avisado da volta em %(when)s")
+                    % {"when": back.strftime("%d/%m %H:%M")}
+                )
         return " · ".join(parts)
+    if kind == K.CLASSIFIED:
+        labels = dict(Conversation.RequestKind.choices)
+        text = _("Tipo de demanda: %(kind)s") % {"kind": labels.get(data.get("to"), "?")}
+        if actor:
+            text += " · " + _("por %(actor)s") % {"actor": actor}
+        return text
     if kind == K.BOT_DECISION:
         parts = [_("Robô")]
         if data.get("intent"):

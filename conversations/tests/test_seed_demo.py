@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import SlaTarget, TeamOpeningHours, User
 from accounts.tests.helpers import login_verified
 from conversations import dashboard
 from conversations.models import Conversation, Customer
@@ -29,6 +29,11 @@ def test_seed_demo_creates_every_role_teams_and_conversations_in_every_state(set
     assert Customer.objects.count() == 25
     # Every conversation carries customer messages in Portuguese.
     assert Conversation.objects.filter(messages__isnull=True).count() == 0
+    # The SLA page has something to show: calendars, default targets, running clocks.
+    assert TeamOpeningHours.objects.filter(team__slug="suporte").exists()
+    assert SlaTarget.objects.filter(team=None).count() == 4
+    queued = Conversation.objects.filter(state="waiting")
+    assert queued.exists() and not queued.filter(first_response_due_at__isnull=True).exists()
 
 
 def test_seed_demo_twice_does_not_duplicate(settings):

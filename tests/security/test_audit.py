@@ -87,9 +87,23 @@ def test_secrets_are_never_in_diffs():
 def test_an_admin_change_records_actor_and_address(admin_member, team_support):
     client = Client(REMOTE_ADDR="203.0.113.77")
     login_verified(client, admin_member)
+    url = f"/admin/accounts/team/{team_support.pk}/change/"
+    # The team page edits its members, calendar and SLA targets inline: send their (empty)
+    # management forms as the browser would.
+    inlines = {}
+    for formset in client.get(url).context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        inlines.update({management.add_prefix(k): v for k, v in management.initial.items()})
     response = client.post(
-        f"/admin/accounts/team/{team_support.pk}/change/",
-        {"name": "Suporte N1", "slug": team_support.slug, "description": "", "is_active": "on"},
+        url,
+        {
+            "name": "Suporte N1",
+            "slug": team_support.slug,
+            "description": "",
+            "is_active": "on",
+            "closed_on_national_holidays": "on",
+            **inlines,
+        },
         HTTP_X_FORWARDED_FOR="6.6.6.6",  # forged: ignored without trusted proxies
     )
     assert response.status_code == 302

@@ -184,6 +184,11 @@ MATRIX: dict[str, tuple[int, int, int, int, int]] = {
     "admin/otp_totp/totpdevice/<int:pk>/qrcode/": (A, F, F, F, F),
     # the user's password form: admins (change_user) only
     "admin/accounts/user/<id>/password/": (A, F, F, 200, F),
+    # conversations open when customers write and leave through erasure/retention only
+    "admin/conversations/conversation/add/": (A, F, F, F, F),
+    "admin/conversations/conversation/<path:object_id>/delete/": (A, F, F, F, F),
+    # the SLA page of the supervisors' teams (admins: every team)
+    "admin/conversations/conversation/sla/": (A, F, 200, 200, F),
 }
 
 # Methods other than GET for a route (default GET).
@@ -319,6 +324,9 @@ def admin_expectation(route: str, world: World) -> tuple[int, ...] | None:
         if rest == "<path:object_id>/history/":
             # Django looks the object up before checking permissions
             return (200 if viewer else F) if exists else A
+        if rest == "<path:object_id>/historico/":
+            # ispsupport.admin_history: the object's django-auditlog entries, like the change page
+            return (200 if exists else A) if viewer else F
         if rest == "<path:object_id>/delete/":
             return (200 if exists else A) if can("delete") else F
         raise KeyError(rest)
@@ -357,7 +365,20 @@ def world(agent, supervisor, admin_member, dpo, customer, team_support) -> World
         description="Incidente fictício para a matriz de permissões.",
         data_nature="nenhum dado real",
     )
+    from accounts.models import SlaTarget
+    from conversations.models import CannedResponse
+    from whatsapp.models import MessageTemplate
+
     objects = {
+        "accounts.slatarget": SlaTarget.objects.create(
+            team=team_support, priority=1, first_response_minutes=15, resolution_minutes=240
+        ),
+        "conversations.cannedresponse": CannedResponse.objects.create(
+            team=team_support, shortcut="ola", title="Olá", body="Olá, {{nome}}!"
+        ),
+        "whatsapp.messagetemplate": MessageTemplate.objects.create(
+            name="retomada", body_text="Olá! Podemos continuar o atendimento?"
+        ),
         "compliance.incident": incident,
         "accounts.user": other,
         "accounts.team": team_support,

@@ -1,4 +1,5 @@
-"""Seed a demo ISP: one user per role, two teams, and a few hundred customers with conversations.
+"""Seed a demo ISP: one user per role, two teams (with opening hours and default SLA targets),
+and a few hundred customers with conversations.
 
 Development only: refused when DEBUG is off. Idempotent for users and teams; customers are
 added only when the database has none (``--force`` adds another batch).
@@ -7,7 +8,7 @@ added only when the database has none (``--force`` adds another batch).
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import time, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -16,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Presence, Role, Team, User
+from accounts.models import Presence, Role, SlaTarget, Team, TeamOpeningHours, User
 from conversations import services
 from conversations.models import Conversation, Customer, Message
 
@@ -33,6 +34,13 @@ TEAMS = [
     ("suporte", "Suporte técnico", "Sem conexão, lentidão, visitas técnicas."),
     ("financeiro", "Financeiro", "Boletos, segunda via, PIX, negociação e cancelamento."),
 ]
+# Opening hours (São Paulo): weekday → (opens, closes); the SLA targets per priority:
+# (first response, resolution) in business minutes.
+TEAM_HOURS = {
+    "suporte": {**{d: (time(7), time(22)) for d in range(6)}, 6: (time(9), time(18))},
+    "financeiro": {**{d: (time(8), time(18)) for d in range(5)}, 5: (time(8), time(12))},
+}
+SLA_TARGETS = {0: (120, 2880), 1: (30, 1440), 2: (15, 480), 3: (5, 240)}
 
 FIRST_NAMES = [
     "Ana",
@@ -161,6 +169,16 @@ SCRIPT_INTENTS = [
     "other",
     "billing",
 ]
+# The Anatel kind of demand of each intent (as the bot derives it, bot.policy.REQUEST_KINDS).
+SCRIPT_KINDS = {
+    "no_connection": "complaint",
+    "slow_connection": "complaint",
+    "billing": "request",
+    "payment_confirmation": "request",
+    "plan_change": "information",
+    "technical_visit": "request",
+    "cancellation": "cancellation",
+}
 # Why the bot handed a script over, when it did (else one of ESCALATION_REASONS).
 SCRIPT_REASONS = {6: "bot:cancellation", 7: "bot:human_requested"}
 ESCALATION_REASONS = [
@@ -234,10 +252,21 @@ class Command(BaseCommand):
     def _teams(self) -> dict[str, Team]:
         teams = {}
         for slug, name, description in TEAMS:
-            team, _ = Team.objects.get_or_create(
+            team, created = Team.objects.get_or_create(
                 slug=slug, defaults={"name": name, "description": description}
             )
+            if created:
+                TeamOpeningHours.objects.bulk_create(
+                    TeamOpeningHours(team=team, weekday=day, opens_at=opens, closes_at=closes)
+                    for day, (opens, closes) in TEAM_HOURS[slug].items()
+                )
             teams[slug] = team
+        for priority, (first, resolution) in SLA_TARGETS.items():
+            SlaTarget.objects.get_or_create(
+                team=None,
+                priority=priority,
+                defaults={"first_response_minutes": first, "resolution_minutes": resolution},
+            )
         return teams
 
     def _users(self, teams: dict[str, Team]) -> list[str]:
@@ -319,12 +348,17 @@ class Command(BaseCommand):
             self._history(rng, conv, closed_at=t + timedelta(seconds=rng.randint(30, 240)))
             return
         reason = SCRIPT_REASONS.get(script) or rng.choice(ESCALATION_REASONS)
-        conv = services.conversation_escalate(
-            conversation=conv, reason=reason, team=teams[team_slug], priority=priority
-        )
-        # The service stamps "now"; the demo's story happened earlier.
+        # The bot hands over after the customer's lines: the demo's story is in the past.
         t += timedelta(seconds=rng.randint(10, 60))
-        Conversation.objects.filter(pk=conv.pk).update(escalated_at=t, waiting_since=t)
+        conv = services.conversation_escalate(
+            conversation=conv,
+            reason=reason,
+            team=teams[team_slug],
+            priority=priority,
+            request_kind=SCRIPT_KINDS.get(SCRIPT_INTENTS[script], ""),
+            now=t,
+            notify_customer=False,  # demo data: nobody to tell
+        )
         if state == "waiting":
             return
         team_agents = agents.get(team_slug) or []
