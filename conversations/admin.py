@@ -30,7 +30,6 @@ from conversations.admin_filters import (
     WaitingLongerFilter,
     request_now,
 )
-
 from conversations.identity import customer_identity_q, customer_name_q
 from conversations.models import (
     CannedResponse,
@@ -217,12 +216,6 @@ class ConversationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # erasure and retention remove conversations (compliance), nobody else
-
-    def get_search_results(self, request, queryset, search_term):
-        term = (search_term or "").strip()
-        if not term:
-            return queryset, False
-        return queryset.filter(selectors.conversation_search_q(term)), False
 
     # --- columns ------------------------------------------------------------------------------
 

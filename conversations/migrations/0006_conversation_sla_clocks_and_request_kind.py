@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0006_team_calendar_and_sla_targets'),
-        ('conversations', '0004_csat_and_dashboard'),
+        ('conversations', '0005_encrypt_personal_data'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
