@@ -7,9 +7,14 @@ fast with millions of messages (messages are not read at all):
 - live: conversations by state now (``conv_state_queue``), the longest wait
   (``conv_waiting_order``), agents' presence and load (``presence_board``);
 - opened in the period (``conv_opened_at``): volume by hour and by intent, escalation reasons,
-  first-response time (first agent message − escalation, or opening);
+  first-response time (first agent message − when people first had the conversation);
 - closed in the period (``conv_closed_at``): closed count, bot containment, resolution time
-  (close − opening), CSAT (answers are attributed to the day their conversation closed).
+  (close − when people first had it, for conversations people had), CSAT (answers are
+  attributed to the day their conversation closed).
+
+Both times start where the SLA clocks start (``sla.people_since``): the escalation, or a claim
+straight from the bot; a return to the queue or a transfer does not restart them. The
+Prometheus histograms of ``conversations.metrics`` observe the same durations.
 
 Periods are whole São Paulo days (``settings.TIME_ZONE``); "today" and "by hour" are local.
 Supervisors see the figures of their teams' conversations and those without a team (as in the
@@ -37,7 +42,7 @@ from django.db.models import (
     Q,
     QuerySet,
 )
-from django.db.models.functions import Coalesce, ExtractHour, TruncDate
+from django.db.models.functions import ExtractHour, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -298,13 +303,17 @@ def _fill(figures: PeriodFigures, opened: dict[str, Any], closed: dict[str, Any]
 
 
 def _first_response_duration() -> ExpressionWrapper:
-    # From when the customer started waiting for a person (the escalation), or from the
-    # opening when the conversation never went through the bot's hands.
-    return _duration("first_response_at", Coalesce("escalated_at", "opened_at"))
+    return _duration("first_response_at", sla.people_since_expression())
 
 
 def _resolution_duration() -> ExpressionWrapper:
-    return _duration("closed_at", F("opened_at"))
+    return _duration("closed_at", sla.people_since_expression())
+
+
+def _resolved_by_people(closed_qs: QuerySet) -> QuerySet:
+    """The closed conversations whose resolution time counts: people had them, and they were
+    a real service (spam and duplicates left out)."""
+    return closed_qs.exclude(resolution__in=NOT_RATED).filter(sla.reached_people_q())
 
 
 def _in_period(qs: QuerySet, field_name: str, period: Period) -> QuerySet:
@@ -325,9 +334,7 @@ def period_figures(*, user: User, period: Period) -> PeriodFigures:
     figures.first_response = _percentiles(
         opened_qs.filter(first_response_at__isnull=False), _first_response_duration()
     )
-    figures.resolution = _percentiles(
-        closed_qs.exclude(resolution__in=NOT_RATED), _resolution_duration()
-    )
+    figures.resolution = _percentiles(_resolved_by_people(closed_qs), _resolution_duration())
     return figures
 
 
@@ -356,7 +363,7 @@ def daily_figures(*, user: User, period: Period) -> list[tuple[date, PeriodFigur
         period,
     )
     resolution = _percentiles_by_day(
-        closed_qs.exclude(resolution__in=NOT_RATED), _resolution_duration(), "closed_at", period
+        _resolved_by_people(closed_qs), _resolution_duration(), "closed_at", period
     )
     days = []
     for day in period.days:

@@ -132,10 +132,11 @@ def test_period_figures_match_the_known_day(supervisor, day_of_work):
     assert figures.first_response.count == 4
     assert figures.first_response.p50 == pytest.approx(900)
     assert figures.first_response.p90 == pytest.approx(2040)
-    # resolution (s): 120, 300, 1800, 3600, 3600 → p50 1800, p90 3600
-    assert figures.resolution.count == 5
-    assert figures.resolution.p50 == pytest.approx(1800)
-    assert figures.resolution.p90 == pytest.approx(3600)
+    # resolution (s), from when people had it, for the three people had: c1 28 min, c2 59 min,
+    # c5 59 min → 1680, 3540, 3540 → p50 3540, p90 3540 (c3 and c4 were the bot's alone)
+    assert figures.resolution.count == 3
+    assert figures.resolution.p50 == pytest.approx(3540)
+    assert figures.resolution.p90 == pytest.approx(3540)
     # CSAT: 5, 4, 3, 1 → 3.25; five surveys sent; one comment
     assert figures.csat.answered == 4 and figures.csat.requested == 5
     assert figures.csat.average == pytest.approx(3.25)
@@ -202,6 +203,50 @@ def test_the_snapshot_costs_a_fixed_number_of_queries(
     with django_assert_max_num_queries(16):
         snapshot = dashboard.dashboard_snapshot(user=supervisor, period=dashboard.Period(DAY, DAY))
     assert snapshot.figures.closed == 26
+
+
+def test_times_count_from_when_people_first_had_the_conversation(supervisor, team_support, agent):
+    """First response and resolution start where the SLA clocks start (``sla_started_at``):
+    a claim straight from the bot starts them at the claim, and a return to the queue does
+    not restart them. Conversations only the bot handled have no first response and no
+    resolution time (they count in the containment)."""
+    rows = [
+        # talked to the bot from 11:00; an agent took it at 11:20, answered 11:22, closed 11:50
+        dict(opened_at=at(11, 0), sla_started_at=at(11, 20), first_response_at=at(11, 22),
+             closed_at=at(11, 50)),
+        # escalated 12:05, back in the queue at 12:10, answered 12:25, closed 13:05
+        dict(opened_at=at(12, 0), escalated_at=at(12, 5), sla_started_at=at(12, 5),
+             waiting_since=at(12, 10), first_response_at=at(12, 25), closed_at=at(13, 5)),
+        # escalated 13:01, closed 13:11 without an answer
+        dict(opened_at=at(13, 0), escalated_at=at(13, 1), sla_started_at=at(13, 1),
+             closed_at=at(13, 11), resolution="no_response"),
+        # the bot resolved it alone
+        dict(opened_at=at(14, 0), closed_at=at(14, 3), resolution="resolved_by_bot"),
+    ]  # fmt: skip
+    for fields in rows:
+        closed(
+            team_support,
+            fields.pop("opened_at"),
+            fields.pop("closed_at"),
+            fields.pop("resolution", "resolved"),
+            assigned_agent=agent,
+            **fields,
+        )
+
+    figures = dashboard.period_figures(user=supervisor, period=dashboard.Period(DAY, DAY))
+
+    # first response (s): 120, 1200 → p50 660, p90 120 + 0.9 × 1080 = 1092
+    assert figures.first_response.count == 2
+    assert figures.first_response.p50 == pytest.approx(660)
+    assert figures.first_response.p90 == pytest.approx(1092)
+    # resolution (s): 600, 1800, 3600 → p50 1800, p90 1800 + 0.8 × 1800 = 3240
+    assert figures.resolution.count == 3
+    assert figures.resolution.p50 == pytest.approx(1800)
+    assert figures.resolution.p90 == pytest.approx(3240)
+    # the same per day (the CSV's rows)
+    [(_day, day)] = dashboard.daily_figures(user=supervisor, period=dashboard.Period(DAY, DAY))
+    assert (day.first_response, day.resolution) == (figures.first_response, figures.resolution)
+    assert figures.containment_rate == pytest.approx(25.0)
 
 
 # --- pages -------------------------------------------------------------------------------------
@@ -286,7 +331,7 @@ def test_csv_export_has_pt_br_headers_a_row_per_day_and_the_total(
     assert rows[0][-6:] == ["Notas 1", "Notas 2", "Notas 3", "Notas 4", "Notas 5", "Comentários"]
     expected_day = [
         "10/03/2026", "7", "3", "6", "2", "40,0",  # opened, escalated, closed, bot, containment
-        "15,0", "34,0", "30,0", "60,0",  # first response p50/p90, resolution p50/p90 (min)
+        "15,0", "34,0", "59,0", "59,0",  # first response p50/p90, resolution p50/p90 (min)
         "5", "4", "3,25", "1", "0", "1", "1", "1", "1",  # surveys, answers, mean, 1..5, comments
     ]  # fmt: skip
     assert rows[1] == expected_day
@@ -299,3 +344,24 @@ def test_english_is_available_for_the_export_headers():
     with translation.override("en"):
         assert csv_header()[:2] == ["Date", "Conversations opened"]
     assert csv_header()[:2] == ["Data", "Conversas abertas"]
+
+
+def test_grafanas_service_panels_count_what_this_dashboard_counts():
+    """Containment and resolution in ``deploy/grafana-dashboard.json`` leave out what this
+    dashboard leaves out (spam and duplicates are no service), so both tell the same story."""
+    from pathlib import Path
+
+    from ispsupport.tests.test_metrics_docs import _dashboard_expressions
+
+    assert (Path(__file__).parents[2] / "deploy" / "grafana-dashboard.json").exists()
+    excluded = '{resolution!~"' + "|".join(sorted(dashboard.NOT_RATED)) + '"}'
+    by_title: dict[str, list[str]] = {}
+    for title, expr in _dashboard_expressions():
+        by_title.setdefault(title, []).append(expr)
+
+    (containment,) = by_title["Contenção pelo robô (24 h)"]
+    numerator, denominator = containment.split(" / ")
+    assert 'resolution="resolved_by_bot"' in numerator
+    assert f"ispsupport_conversations_closed_total{excluded}" in denominator
+    for expr in by_title["Resolução (p50 / p90)"]:
+        assert f"ispsupport_conversation_resolution_seconds_bucket{excluded}" in expr
