@@ -476,26 +476,10 @@ def escalation_reasons(*, user: User, period: Period) -> list[Labelled]:
 
 
 def agents_board(*, user: User) -> AgentsBoard:
-    """Agents (of the user's teams; admins: all) by presence, each with their load now.
-
-    One grouped query (the load is a filtered COUNT over ``conv_state_agent``)."""
-    qs = User.objects.filter(is_active=True, groups__name=Role.AGENT)
-    if not user.has_role(Role.ADMIN):
-        qs = qs.filter(teams__in=selectors.user_team_ids(user))
-    agents = list(
-        qs.distinct()
-        .only(
-            "id", "username", "first_name", "last_name", "presence", "max_concurrent_conversations"
-        )
-        .annotate(
-            load=Count(
-                "assigned_conversations",
-                filter=Q(assigned_conversations__state=Conversation.State.ASSIGNED),
-                distinct=True,
-            )
-        )
-        .order_by("first_name", "username")
-    )
+    """Whoever may hold conversations (agents and supervisors of the user's teams; admins:
+    all) by presence, each with their load now: the console's presence board
+    (``selectors.presence_board``, one grouped query), busiest first within each presence."""
+    agents = selectors.presence_board(user=user)
     order = {Presence.ONLINE: 0, Presence.AWAY: 1, Presence.OFFLINE: 2}
     agents.sort(key=lambda a: (order.get(a.presence, 3), -a.load))
     counts = {p: sum(1 for a in agents if a.presence == p) for p in order}

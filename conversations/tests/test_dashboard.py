@@ -191,8 +191,10 @@ def test_waiting_count_longest_wait_and_agents_now(supervisor, agent, team_suppo
         "in_service": 1,
         "with_bot": 1,
     }
-    assert (board.online, board.away, board.offline) == (1, 1, 1)
+    # online: the agent and the supervisor (who may hold conversations too)
+    assert (board.online, board.away, board.offline) == (2, 1, 1)
     assert board.agents[0] == agent and board.agents[0].load == 1
+    assert supervisor in board.agents
 
 
 def test_the_snapshot_costs_a_fixed_number_of_queries(
@@ -247,6 +249,24 @@ def test_times_count_from_when_people_first_had_the_conversation(supervisor, tea
     [(_day, day)] = dashboard.daily_figures(user=supervisor, period=dashboard.Period(DAY, DAY))
     assert (day.first_response, day.resolution) == (figures.first_response, figures.resolution)
     assert figures.containment_rate == pytest.approx(25.0)
+
+
+def test_the_agents_board_is_the_consoles_presence_board(supervisor, agent, team_support):
+    """Whoever may hold conversations (agents and supervisors) is on the board with their
+    load, as on the console's presence board and in ``ispsupport_agents``."""
+    from conversations import selectors
+
+    ConversationFactory(team=team_support, state="assigned", assigned_agent=supervisor)
+    ConversationFactory(team=team_support, state="assigned", assigned_agent=agent)
+    ConversationFactory(team=team_support, state="assigned", assigned_agent=agent)
+
+    board = dashboard.agents_board(user=supervisor)
+
+    assert {(a.username, a.load) for a in board.agents} == {
+        (a.username, a.load) for a in selectors.presence_board(user=supervisor)
+    }
+    assert [(a, a.load) for a in board.agents] == [(agent, 2), (supervisor, 1)]
+    assert (board.online, board.away, board.offline) == (2, 0, 0)
 
 
 # --- pages -------------------------------------------------------------------------------------
