@@ -492,22 +492,32 @@ def agents_board(*, user: User) -> AgentsBoard:
 
 
 def dashboard_sla(*, user: User, period: Period) -> dict[str, Any] | None:
-    """SLA figures for the tile (``conversations.sla``'s conditions), None while no SLA target
-    is configured: ``breaching_now`` (open conversations of the user's scope past a clock now),
-    ``started`` (conversations that reached people in the period), ``breached`` (of those, how
-    many breached a clock, open or closed) and ``rate`` (breached ÷ started, None without any).
+    """SLA figures for the tile (``conversations.sla``'s conditions): ``breaching_now`` (open
+    conversations of the user's scope past a clock now: first response, resolution or the
+    Anatel deadline), ``started`` (conversations that reached people in the period),
+    ``breached`` (of those, how many breached a clock, open or closed), ``rate`` (breached ÷
+    started, None without any) and ``configured`` (some SLA target exists).
+
+    None only while nothing is measured: no SLA target and no Anatel deadline running or
+    missed in the scope. The legal deadline of a classified demand runs without any target,
+    so its breaches show (as on the SLA page and in ``ispsupport_conversations_sla_breached``).
     Two queries: the targets' existence and one aggregate."""
-    if not SlaTarget.objects.exists():
-        return None
+    configured = SlaTarget.objects.exists()
     now = timezone.now()
+    is_open = ~Q(state=Conversation.State.CLOSED)
     in_period = Q(sla_started_at__gte=period.start, sla_started_at__lt=period.end)
     figures = _conversations(user).aggregate(
-        breaching_now=Count("pk", filter=~Q(state=Conversation.State.CLOSED) & sla.breach_q(now)),
+        breaching_now=Count("pk", filter=is_open & sla.breach_q(now)),
         started=Count("pk", filter=in_period),
         breached=Count("pk", filter=in_period & sla.breach_q(now)),
+        anatel_running=Count("pk", filter=is_open & Q(anatel_due_at__isnull=False)),
     )
+    anatel_running = figures.pop("anatel_running") or 0
+    if not (configured or anatel_running or figures["breaching_now"] or figures["breached"]):
+        return None
     started = figures["started"] or 0
     figures["rate"] = figures["breached"] / started if started else None
+    figures["configured"] = configured
     return figures
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone, translation
 
 from accounts.models import Presence, Role
 from accounts.tests.factories import TeamFactory, UserFactory
-from conversations import dashboard
+from conversations import dashboard, services
 from conversations.dashboard_views import csv_header
 from conversations.models import Conversation
 from conversations.tests.factories import ConversationFactory
@@ -267,6 +267,25 @@ def test_the_agents_board_is_the_consoles_presence_board(supervisor, agent, team
     }
     assert [(a, a.load) for a in board.agents] == [(agent, 2), (supervisor, 1)]
     assert (board.online, board.away, board.offline) == (2, 0, 0)
+
+
+def test_anatel_breaches_show_even_without_sla_targets(supervisor, team_support):
+    """No team has SLA targets yet, but the legal deadline of a classified demand runs: a
+    cancellation (2 business days) opened ten days ago and still open is past it."""
+    now = timezone.now()
+    conversation = ConversationFactory(
+        team=team_support, opened_at=now - timedelta(days=10), last_customer_message_at=now
+    )
+    services.conversation_escalate(
+        conversation=conversation, reason="test", request_kind="cancellation", now=now
+    )
+    period = dashboard.Period(timezone.localdate(), timezone.localdate())
+
+    tile = dashboard.dashboard_sla(user=supervisor, period=period)
+
+    assert tile is not None
+    assert tile["breaching_now"] == 1
+    assert (tile["started"], tile["breached"]) == (1, 1)
 
 
 # --- pages -------------------------------------------------------------------------------------
