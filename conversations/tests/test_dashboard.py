@@ -7,6 +7,8 @@ import io
 from datetime import date, datetime, time, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 
 from accounts.models import Presence, Role
@@ -286,6 +288,49 @@ def test_anatel_breaches_show_even_without_sla_targets(supervisor, team_support)
     assert tile is not None
     assert tile["breaching_now"] == 1
     assert (tile["started"], tile["breached"]) == (1, 1)
+
+
+def test_the_page_and_the_live_partial_cost_the_same_queries_for_few_or_many_rows(
+    console_client, supervisor, team_support, team_billing, django_assert_max_num_queries
+):
+    """No query per conversation, agent, intent or reason: 4 or 40 of each cost the same."""
+    client = console_client(supervisor)
+    now = timezone.now()
+
+    def add(n: int) -> None:
+        for i in range(n):
+            team = (team_support, team_billing)[i % 2]
+            agent = UserFactory(role=Role.AGENT, teams=[team], presence=Presence.ONLINE)
+            ConversationFactory(
+                team=team,
+                state="assigned",
+                assigned_agent=agent,
+                intent=f"intent_{i}",
+                opened_at=now,
+            )
+            ConversationFactory(
+                team=team,
+                state="waiting",
+                waiting_since=now,
+                opened_at=now,
+                escalated_at=now,
+                escalation_reason=f"bot:reason_{i}",
+            )
+            closed(team, now - timedelta(minutes=5), now, **csat(1 + i % 5, now))  # fmt: skip
+
+    def queries(url: str) -> int:
+        client.get(url)  # warm the session and permission caches
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    add(4)
+    few = {url: queries(url) for url in ("/console/dashboard/", "/console/dashboard/live/")}
+    add(36)
+    for url, count in few.items():
+        assert queries(url) == count, url
+        with django_assert_max_num_queries(24):
+            client.get(url)
 
 
 # --- pages -------------------------------------------------------------------------------------
