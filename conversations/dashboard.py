@@ -260,6 +260,10 @@ class PeriodFigures:
     first_response: Percentiles = field(default_factory=lambda: Percentiles(0, None, None))
     resolution: Percentiles = field(default_factory=lambda: Percentiles(0, None, None))
     csat: CsatSummary = field(default_factory=CsatSummary)
+    # Conversations that reached people in the period (``sla_started_at``) and, of those, how
+    # many breached an SLA clock (``sla.breach_q``): the SLA tile's period figures.
+    sla_started: int = 0
+    sla_breached: int = 0
 
     @property
     def containment_rate(self) -> float | None:
@@ -320,12 +324,20 @@ def _in_period(qs: QuerySet, field_name: str, period: Period) -> QuerySet:
     return qs.filter(**{f"{field_name}__gte": period.start, f"{field_name}__lt": period.end})
 
 
+def _sla_aggregates(now: datetime) -> dict[str, Any]:
+    return {"sla_started": Count("pk"), "sla_breached": Count("pk", filter=sla.breach_q(now))}
+
+
 def period_figures(*, user: User, period: Period) -> PeriodFigures:
     """The period's totals (percentiles over the whole period, not averages of days)."""
     base = _conversations(user)
     opened_qs = _in_period(base, "opened_at", period)
     closed_qs = _in_period(base, "closed_at", period)
     figures = PeriodFigures()
+    started = _in_period(base, "sla_started_at", period).aggregate(
+        **_sla_aggregates(timezone.now())
+    )
+    figures.sla_started, figures.sla_breached = started["sla_started"], started["sla_breached"]
     _fill(
         figures,
         opened_qs.aggregate(**_opened_aggregates()),
@@ -365,12 +377,20 @@ def daily_figures(*, user: User, period: Period) -> list[tuple[date, PeriodFigur
     resolution = _percentiles_by_day(
         _resolved_by_people(closed_qs), _resolution_duration(), "closed_at", period
     )
+    started = {
+        r["_day"]: (r["sla_started"], r["sla_breached"])
+        for r in _in_period(base, "sla_started_at", period)
+        .annotate(_day=TruncDate("sla_started_at", tzinfo=tz))
+        .values("_day")
+        .annotate(**_sla_aggregates(timezone.now()))
+    }
     days = []
     for day in period.days:
         figures = PeriodFigures()
         _fill(figures, opened.get(day, {}), closed.get(day, {}))
         figures.first_response = first_response.get(day, figures.first_response)
         figures.resolution = resolution.get(day, figures.resolution)
+        figures.sla_started, figures.sla_breached = started.get(day, (0, 0))
         days.append((day, figures))
     return days
 
@@ -491,7 +511,9 @@ def agents_board(*, user: User) -> AgentsBoard:
     )
 
 
-def dashboard_sla(*, user: User, period: Period) -> dict[str, Any] | None:
+def dashboard_sla(
+    *, user: User, period: Period, figures: PeriodFigures | None = None
+) -> dict[str, Any] | None:
     """SLA figures for the tile (``conversations.sla``'s conditions): ``breaching_now`` (open
     conversations of the user's scope past a clock now: first response, resolution or the
     Anatel deadline), ``started`` (conversations that reached people in the period),
@@ -501,24 +523,34 @@ def dashboard_sla(*, user: User, period: Period) -> dict[str, Any] | None:
     None only while nothing is measured: no SLA target and no Anatel deadline running or
     missed in the scope. The legal deadline of a classified demand runs without any target,
     so its breaches show (as on the SLA page and in ``ispsupport_conversations_sla_breached``).
-    Two queries: the targets' existence and one aggregate."""
+    ``figures``: the period's (``period_figures``), when already read, for ``started`` and
+    ``breached``. Two or three queries: the targets' existence and one or two aggregates."""
+    if figures is None:
+        figures = PeriodFigures()
+        base = _in_period(_conversations(user), "sla_started_at", period)
+        row = base.aggregate(**_sla_aggregates(timezone.now()))
+        figures.sla_started, figures.sla_breached = row["sla_started"], row["sla_breached"]
     configured = SlaTarget.objects.exists()
-    now = timezone.now()
-    is_open = ~Q(state=Conversation.State.CLOSED)
-    in_period = Q(sla_started_at__gte=period.start, sla_started_at__lt=period.end)
-    figures = _conversations(user).aggregate(
-        breaching_now=Count("pk", filter=is_open & sla.breach_q(now)),
-        started=Count("pk", filter=in_period),
-        breached=Count("pk", filter=in_period & sla.breach_q(now)),
-        anatel_running=Count("pk", filter=is_open & Q(anatel_due_at__isnull=False)),
+    # Open conversations only (the state indexes), never a scan of every conversation ever.
+    now_figures = (
+        _conversations(user)
+        .filter(state__in=Conversation.OPEN_STATES)
+        .aggregate(
+            breaching_now=Count("pk", filter=sla.breach_q(timezone.now())),
+            anatel_running=Count("pk", filter=Q(anatel_due_at__isnull=False)),
+        )
     )
-    anatel_running = figures.pop("anatel_running") or 0
-    if not (configured or anatel_running or figures["breaching_now"] or figures["breached"]):
+    breaching_now = now_figures["breaching_now"] or 0
+    started, breached = figures.sla_started, figures.sla_breached
+    if not (configured or now_figures["anatel_running"] or breaching_now or breached):
         return None
-    started = figures["started"] or 0
-    figures["rate"] = figures["breached"] / started if started else None
-    figures["configured"] = configured
-    return figures
+    return {
+        "breaching_now": breaching_now,
+        "started": started,
+        "breached": breached,
+        "rate": breached / started if started else None,
+        "configured": configured,
+    }
 
 
 def dashboard_snapshot(*, user: User, period: Period | None = None) -> Snapshot:
@@ -526,6 +558,7 @@ def dashboard_snapshot(*, user: User, period: Period | None = None) -> Snapshot:
     period = period or period_today()
     now = timezone.now()
     live = live_counts(user=user, now=now)
+    figures = period_figures(user=user, period=period)
     return Snapshot(
         generated_at=now,
         period=period,
@@ -533,12 +566,12 @@ def dashboard_snapshot(*, user: User, period: Period | None = None) -> Snapshot:
         longest_wait_seconds=live["longest_wait_seconds"],
         in_service=live["in_service"],
         with_bot=live["with_bot"],
-        figures=period_figures(user=user, period=period),
+        figures=figures,
         by_hour=volume_by_hour(user=user, period=period),
         by_intent=volume_by_intent(user=user, period=period),
         escalation_reasons=escalation_reasons(user=user, period=period),
         agents=agents_board(user=user),
-        sla=dashboard_sla(user=user, period=period),
+        sla=dashboard_sla(user=user, period=period, figures=figures),
     )
 
 

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 
-from accounts.models import Presence, Role
+from accounts.models import Presence, Role, SlaTarget
 from accounts.tests.factories import TeamFactory, UserFactory
 from conversations import dashboard, services
 from conversations.dashboard_views import csv_header
@@ -416,12 +416,69 @@ def test_csv_export_has_pt_br_headers_a_row_per_day_and_the_total(
     expected_day = [
         "10/03/2026", "7", "3", "6", "2", "40,0",  # opened, escalated, closed, bot, containment
         "15,0", "34,0", "59,0", "59,0",  # first response p50/p90, resolution p50/p90 (min)
+        "0", "0",  # reached people (sla_started_at), of which past an SLA clock
         "5", "4", "3,25", "1", "0", "1", "1", "1", "1",  # surveys, answers, mean, 1..5, comments
     ]  # fmt: skip
     assert rows[1] == expected_day
-    assert rows[2] == ["11/03/2026", "0", "0", "0", "0", "", "", "", "", "", "0", "0", "", "0", "0", "0", "0", "0", "0"]  # fmt: skip
+    assert rows[2] == ["11/03/2026", "0", "0", "0", "0", "", "", "", "", "", "0", "0", "0", "0", "", "0", "0", "0", "0", "0", "0"]  # fmt: skip
     assert rows[3] == ["Total do período", *expected_day[1:]]
     assert len(rows) == 4
+
+
+def test_the_export_counts_sla_breaches_per_day_as_the_tile_does(
+    console_client, supervisor, team_support
+):
+    """Conversations that reached people each day and how many of them breached an SLA clock
+    (``sla.breach_q``): the CSV's columns and the dashboard's SLA tile agree."""
+    SlaTarget.objects.create(
+        team=team_support, priority=1, first_response_minutes=30, resolution_minutes=240
+    )
+    # answered 45 minutes after reaching people: 15 minutes late
+    closed(
+        team_support,
+        at(9, 0),
+        at(10, 0),
+        sla_started_at=at(9, 0),
+        first_response_due_at=at(9, 30),
+        first_response_at=at(9, 45),
+        resolution_due_at=at(13, 0),
+    )
+    # answered and closed in time
+    closed(
+        team_support,
+        at(10, 0),
+        at(11, 0),
+        sla_started_at=at(10, 0),
+        first_response_due_at=at(10, 30),
+        first_response_at=at(10, 10),
+        resolution_due_at=at(14, 0),
+    )
+    # the next day: answered a minute before the clock
+    next_day = DAY + timedelta(days=1)
+    closed(
+        team_support,
+        at(9, 0, next_day),
+        at(9, 50, next_day),
+        sla_started_at=at(9, 0, next_day),
+        first_response_due_at=at(9, 30, next_day),
+        first_response_at=at(9, 29, next_day),
+        resolution_due_at=at(13, 0, next_day),
+    )
+    period = dashboard.Period(DAY, next_day)
+
+    response = console_client(supervisor).get(
+        f"/console/dashboard/export.csv?from={DAY}&to={next_day}"
+    )
+
+    rows = list(csv.reader(io.StringIO(response.content.decode().lstrip("\ufeff")), delimiter=";"))
+    started, breached = rows[0].index("Chegaram às pessoas"), rows[0].index("Fora do prazo (SLA)")
+    assert [(row[started], row[breached]) for row in rows[1:]] == [
+        ("2", "1"),
+        ("1", "0"),
+        ("3", "1"),
+    ]
+    tile = dashboard.dashboard_sla(user=supervisor, period=period)
+    assert (tile["started"], tile["breached"], tile["breaching_now"]) == (3, 1, 0)
 
 
 def test_english_is_available_for_the_export_headers():
