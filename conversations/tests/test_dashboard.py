@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date, datetime, time, timedelta
 
 import pytest
@@ -360,6 +361,10 @@ def test_the_page_renders_tiles_and_svg_charts_for_supervisors(
     assert '<svg class="chart columns"' in html and '<svg class="chart rows"' in html
     assert "3,2<small>/5</small>" in html  # CSAT average 3.25, one decimal
     assert "<script>" not in html  # the CSP allows no inline scripts
+    # Works offline: every script, style sheet and link is served by us (no CDN).
+    external = [u for u in re.findall(r'(?:src|href)="([^"]*)"', html) if "//" in u]
+    assert not external, external
+    assert "/static/console/dashboard.js" in html
     assert 'data-figure="sla"' in html and "ainda não configurado" in html
 
 
