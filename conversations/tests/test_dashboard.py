@@ -511,3 +511,13 @@ def test_grafanas_service_panels_count_what_this_dashboard_counts():
     assert f"ispsupport_conversations_closed_total{excluded}" in denominator
     for expr in by_title["Resolução (p50 / p90)"]:
         assert f"ispsupport_conversation_resolution_seconds_bucket{excluded}" in expr
+
+
+def test_the_dashboard_speaks_english_when_the_browser_asks(console_client, supervisor):
+    response = console_client(supervisor).get("/console/dashboard/", HTTP_ACCEPT_LANGUAGE="en")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    for text in ("Bot containment", "Closed today", "First agent response", "Agents now"):
+        assert text in html, text
+    assert "Contenção do robô" not in html
