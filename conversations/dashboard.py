@@ -170,8 +170,11 @@ class Percentiles:
     p90: float | None
 
 
-def _percentiles(qs: QuerySet, duration: ExpressionWrapper) -> Percentiles:
-    """p50 and p90 of ``duration`` over ``qs`` (seconds)."""
+def _percentiles(
+    qs: QuerySet, duration: ExpressionWrapper, *, count: int | None = None
+) -> Percentiles:
+    """p50 and p90 of ``duration`` over ``qs`` (seconds). ``count``: the rows of ``qs`` when an
+    aggregate already counted them (spares SQLite's ``COUNT``)."""
     if connection.vendor == "postgresql":
         row = qs.aggregate(
             n=Count("pk"),
@@ -179,7 +182,7 @@ def _percentiles(qs: QuerySet, duration: ExpressionWrapper) -> Percentiles:
             p90=_PercentileCont(duration, 0.9),
         )
         return Percentiles(row["n"], _seconds(row["p50"]), _seconds(row["p90"]))
-    count = qs.count()
+    count = qs.count() if count is None else count
     if not count:
         return Percentiles(0, None, None)
     ordered = qs.annotate(_d=duration).order_by("_d").values_list("_d", flat=True)
@@ -272,7 +275,11 @@ class PeriodFigures:
 
 
 def _opened_aggregates() -> dict[str, Any]:
-    return {"opened": Count("pk"), "escalated": Count("escalated_at")}
+    return {
+        "opened": Count("pk"),
+        "escalated": Count("escalated_at"),
+        "answered": Count("first_response_at"),  # the first-response percentiles' rows
+    }
 
 
 def _closed_aggregates() -> dict[str, Any]:
@@ -280,6 +287,10 @@ def _closed_aggregates() -> dict[str, Any]:
         "closed": Count("pk"),
         "closed_rated": Count("pk", filter=~Q(resolution__in=NOT_RATED)),
         "closed_by_bot": Count("pk", filter=BOT_RESOLVED),
+        # the resolution percentiles' rows (``_resolved_by_people``)
+        "resolved_by_people": Count(
+            "pk", filter=~Q(resolution__in=NOT_RATED) & sla.reached_people_q()
+        ),
         "csat_requested": Count("csat_requested_at"),
         "csat_answered": Count("csat_score"),
         "csat_average": Avg("csat_score"),
@@ -338,15 +349,19 @@ def period_figures(*, user: User, period: Period) -> PeriodFigures:
         **_sla_aggregates(timezone.now())
     )
     figures.sla_started, figures.sla_breached = started["sla_started"], started["sla_breached"]
-    _fill(
-        figures,
-        opened_qs.aggregate(**_opened_aggregates()),
-        closed_qs.aggregate(**_closed_aggregates()),
-    )
+    opened = opened_qs.aggregate(**_opened_aggregates())
+    closed = closed_qs.aggregate(**_closed_aggregates())
+    _fill(figures, opened, closed)
     figures.first_response = _percentiles(
-        opened_qs.filter(first_response_at__isnull=False), _first_response_duration()
+        opened_qs.filter(first_response_at__isnull=False),
+        _first_response_duration(),
+        count=opened["answered"] or 0,
     )
-    figures.resolution = _percentiles(_resolved_by_people(closed_qs), _resolution_duration())
+    figures.resolution = _percentiles(
+        _resolved_by_people(closed_qs),
+        _resolution_duration(),
+        count=closed["resolved_by_people"] or 0,
+    )
     return figures
 
 
