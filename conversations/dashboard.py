@@ -7,9 +7,14 @@ fast with millions of messages (messages are not read at all):
 - live: conversations by state now (``conv_state_queue``), the longest wait
   (``conv_waiting_order``), agents' presence and load (``presence_board``);
 - opened in the period (``conv_opened_at``): volume by hour and by intent, escalation reasons,
-  first-response time (first agent message − escalation, or opening);
+  first-response time (first agent message − when people first had the conversation);
 - closed in the period (``conv_closed_at``): closed count, bot containment, resolution time
-  (close − opening), CSAT (answers are attributed to the day their conversation closed).
+  (close − when people first had it, for conversations people had), CSAT (answers are
+  attributed to the day their conversation closed).
+
+Both times start where the SLA clocks start (``sla.people_since``): the escalation, or a claim
+straight from the bot; a return to the queue or a transfer does not restart them. The
+Prometheus histograms of ``conversations.metrics`` observe the same durations.
 
 Periods are whole São Paulo days (``settings.TIME_ZONE``); "today" and "by hour" are local.
 Supervisors see the figures of their teams' conversations and those without a team (as in the
@@ -37,7 +42,7 @@ from django.db.models import (
     Q,
     QuerySet,
 )
-from django.db.models.functions import Coalesce, ExtractHour, TruncDate
+from django.db.models.functions import ExtractHour, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -165,8 +170,11 @@ class Percentiles:
     p90: float | None
 
 
-def _percentiles(qs: QuerySet, duration: ExpressionWrapper) -> Percentiles:
-    """p50 and p90 of ``duration`` over ``qs`` (seconds)."""
+def _percentiles(
+    qs: QuerySet, duration: ExpressionWrapper, *, count: int | None = None
+) -> Percentiles:
+    """p50 and p90 of ``duration`` over ``qs`` (seconds). ``count``: the rows of ``qs`` when an
+    aggregate already counted them (spares SQLite's ``COUNT``)."""
     if connection.vendor == "postgresql":
         row = qs.aggregate(
             n=Count("pk"),
@@ -174,7 +182,7 @@ def _percentiles(qs: QuerySet, duration: ExpressionWrapper) -> Percentiles:
             p90=_PercentileCont(duration, 0.9),
         )
         return Percentiles(row["n"], _seconds(row["p50"]), _seconds(row["p90"]))
-    count = qs.count()
+    count = qs.count() if count is None else count
     if not count:
         return Percentiles(0, None, None)
     ordered = qs.annotate(_d=duration).order_by("_d").values_list("_d", flat=True)
@@ -255,6 +263,10 @@ class PeriodFigures:
     first_response: Percentiles = field(default_factory=lambda: Percentiles(0, None, None))
     resolution: Percentiles = field(default_factory=lambda: Percentiles(0, None, None))
     csat: CsatSummary = field(default_factory=CsatSummary)
+    # Conversations that reached people in the period (``sla_started_at``) and, of those, how
+    # many breached an SLA clock (``sla.breach_q``): the SLA tile's period figures.
+    sla_started: int = 0
+    sla_breached: int = 0
 
     @property
     def containment_rate(self) -> float | None:
@@ -263,7 +275,11 @@ class PeriodFigures:
 
 
 def _opened_aggregates() -> dict[str, Any]:
-    return {"opened": Count("pk"), "escalated": Count("escalated_at")}
+    return {
+        "opened": Count("pk"),
+        "escalated": Count("escalated_at"),
+        "answered": Count("first_response_at"),  # the first-response percentiles' rows
+    }
 
 
 def _closed_aggregates() -> dict[str, Any]:
@@ -271,6 +287,10 @@ def _closed_aggregates() -> dict[str, Any]:
         "closed": Count("pk"),
         "closed_rated": Count("pk", filter=~Q(resolution__in=NOT_RATED)),
         "closed_by_bot": Count("pk", filter=BOT_RESOLVED),
+        # the resolution percentiles' rows (``_resolved_by_people``)
+        "resolved_by_people": Count(
+            "pk", filter=~Q(resolution__in=NOT_RATED) & sla.reached_people_q()
+        ),
         "csat_requested": Count("csat_requested_at"),
         "csat_answered": Count("csat_score"),
         "csat_average": Avg("csat_score"),
@@ -298,17 +318,25 @@ def _fill(figures: PeriodFigures, opened: dict[str, Any], closed: dict[str, Any]
 
 
 def _first_response_duration() -> ExpressionWrapper:
-    # From when the customer started waiting for a person (the escalation), or from the
-    # opening when the conversation never went through the bot's hands.
-    return _duration("first_response_at", Coalesce("escalated_at", "opened_at"))
+    return _duration("first_response_at", sla.people_since_expression())
 
 
 def _resolution_duration() -> ExpressionWrapper:
-    return _duration("closed_at", F("opened_at"))
+    return _duration("closed_at", sla.people_since_expression())
+
+
+def _resolved_by_people(closed_qs: QuerySet) -> QuerySet:
+    """The closed conversations whose resolution time counts: people had them, and they were
+    a real service (spam and duplicates left out)."""
+    return closed_qs.exclude(resolution__in=NOT_RATED).filter(sla.reached_people_q())
 
 
 def _in_period(qs: QuerySet, field_name: str, period: Period) -> QuerySet:
     return qs.filter(**{f"{field_name}__gte": period.start, f"{field_name}__lt": period.end})
+
+
+def _sla_aggregates(now: datetime) -> dict[str, Any]:
+    return {"sla_started": Count("pk"), "sla_breached": Count("pk", filter=sla.breach_q(now))}
 
 
 def period_figures(*, user: User, period: Period) -> PeriodFigures:
@@ -317,16 +345,22 @@ def period_figures(*, user: User, period: Period) -> PeriodFigures:
     opened_qs = _in_period(base, "opened_at", period)
     closed_qs = _in_period(base, "closed_at", period)
     figures = PeriodFigures()
-    _fill(
-        figures,
-        opened_qs.aggregate(**_opened_aggregates()),
-        closed_qs.aggregate(**_closed_aggregates()),
+    started = _in_period(base, "sla_started_at", period).aggregate(
+        **_sla_aggregates(timezone.now())
     )
+    figures.sla_started, figures.sla_breached = started["sla_started"], started["sla_breached"]
+    opened = opened_qs.aggregate(**_opened_aggregates())
+    closed = closed_qs.aggregate(**_closed_aggregates())
+    _fill(figures, opened, closed)
     figures.first_response = _percentiles(
-        opened_qs.filter(first_response_at__isnull=False), _first_response_duration()
+        opened_qs.filter(first_response_at__isnull=False),
+        _first_response_duration(),
+        count=opened["answered"] or 0,
     )
     figures.resolution = _percentiles(
-        closed_qs.exclude(resolution__in=NOT_RATED), _resolution_duration()
+        _resolved_by_people(closed_qs),
+        _resolution_duration(),
+        count=closed["resolved_by_people"] or 0,
     )
     return figures
 
@@ -356,14 +390,22 @@ def daily_figures(*, user: User, period: Period) -> list[tuple[date, PeriodFigur
         period,
     )
     resolution = _percentiles_by_day(
-        closed_qs.exclude(resolution__in=NOT_RATED), _resolution_duration(), "closed_at", period
+        _resolved_by_people(closed_qs), _resolution_duration(), "closed_at", period
     )
+    started = {
+        r["_day"]: (r["sla_started"], r["sla_breached"])
+        for r in _in_period(base, "sla_started_at", period)
+        .annotate(_day=TruncDate("sla_started_at", tzinfo=tz))
+        .values("_day")
+        .annotate(**_sla_aggregates(timezone.now()))
+    }
     days = []
     for day in period.days:
         figures = PeriodFigures()
         _fill(figures, opened.get(day, {}), closed.get(day, {}))
         figures.first_response = first_response.get(day, figures.first_response)
         figures.resolution = resolution.get(day, figures.resolution)
+        figures.sla_started, figures.sla_breached = started.get(day, (0, 0))
         days.append((day, figures))
     return days
 
@@ -469,26 +511,10 @@ def escalation_reasons(*, user: User, period: Period) -> list[Labelled]:
 
 
 def agents_board(*, user: User) -> AgentsBoard:
-    """Agents (of the user's teams; admins: all) by presence, each with their load now.
-
-    One grouped query (the load is a filtered COUNT over ``conv_state_agent``)."""
-    qs = User.objects.filter(is_active=True, groups__name=Role.AGENT)
-    if not user.has_role(Role.ADMIN):
-        qs = qs.filter(teams__in=selectors.user_team_ids(user))
-    agents = list(
-        qs.distinct()
-        .only(
-            "id", "username", "first_name", "last_name", "presence", "max_concurrent_conversations"
-        )
-        .annotate(
-            load=Count(
-                "assigned_conversations",
-                filter=Q(assigned_conversations__state=Conversation.State.ASSIGNED),
-                distinct=True,
-            )
-        )
-        .order_by("first_name", "username")
-    )
+    """Whoever may hold conversations (agents and supervisors of the user's teams; admins:
+    all) by presence, each with their load now: the console's presence board
+    (``selectors.presence_board``, one grouped query), busiest first within each presence."""
+    agents = selectors.presence_board(user=user)
     order = {Presence.ONLINE: 0, Presence.AWAY: 1, Presence.OFFLINE: 2}
     agents.sort(key=lambda a: (order.get(a.presence, 3), -a.load))
     counts = {p: sum(1 for a in agents if a.presence == p) for p in order}
@@ -500,24 +526,46 @@ def agents_board(*, user: User) -> AgentsBoard:
     )
 
 
-def dashboard_sla(*, user: User, period: Period) -> dict[str, Any] | None:
-    """SLA figures for the tile (``conversations.sla``'s conditions), None while no SLA target
-    is configured: ``breaching_now`` (open conversations of the user's scope past a clock now),
-    ``started`` (conversations that reached people in the period), ``breached`` (of those, how
-    many breached a clock, open or closed) and ``rate`` (breached ÷ started, None without any).
-    Two queries: the targets' existence and one aggregate."""
-    if not SlaTarget.objects.exists():
-        return None
-    now = timezone.now()
-    in_period = Q(sla_started_at__gte=period.start, sla_started_at__lt=period.end)
-    figures = _conversations(user).aggregate(
-        breaching_now=Count("pk", filter=~Q(state=Conversation.State.CLOSED) & sla.breach_q(now)),
-        started=Count("pk", filter=in_period),
-        breached=Count("pk", filter=in_period & sla.breach_q(now)),
+def dashboard_sla(
+    *, user: User, period: Period, figures: PeriodFigures | None = None
+) -> dict[str, Any] | None:
+    """SLA figures for the tile (``conversations.sla``'s conditions): ``breaching_now`` (open
+    conversations of the user's scope past a clock now: first response, resolution or the
+    Anatel deadline), ``started`` (conversations that reached people in the period),
+    ``breached`` (of those, how many breached a clock, open or closed), ``rate`` (breached ÷
+    started, None without any) and ``configured`` (some SLA target exists).
+
+    None only while nothing is measured: no SLA target and no Anatel deadline running or
+    missed in the scope. The legal deadline of a classified demand runs without any target,
+    so its breaches show (as on the SLA page and in ``ispsupport_conversations_sla_breached``).
+    ``figures``: the period's (``period_figures``), when already read, for ``started`` and
+    ``breached``. Two or three queries: the targets' existence and one or two aggregates."""
+    if figures is None:
+        figures = PeriodFigures()
+        base = _in_period(_conversations(user), "sla_started_at", period)
+        row = base.aggregate(**_sla_aggregates(timezone.now()))
+        figures.sla_started, figures.sla_breached = row["sla_started"], row["sla_breached"]
+    configured = SlaTarget.objects.exists()
+    # Open conversations only (the state indexes), never a scan of every conversation ever.
+    now_figures = (
+        _conversations(user)
+        .filter(state__in=Conversation.OPEN_STATES)
+        .aggregate(
+            breaching_now=Count("pk", filter=sla.breach_q(timezone.now())),
+            anatel_running=Count("pk", filter=Q(anatel_due_at__isnull=False)),
+        )
     )
-    started = figures["started"] or 0
-    figures["rate"] = figures["breached"] / started if started else None
-    return figures
+    breaching_now = now_figures["breaching_now"] or 0
+    started, breached = figures.sla_started, figures.sla_breached
+    if not (configured or now_figures["anatel_running"] or breaching_now or breached):
+        return None
+    return {
+        "breaching_now": breaching_now,
+        "started": started,
+        "breached": breached,
+        "rate": breached / started if started else None,
+        "configured": configured,
+    }
 
 
 def dashboard_snapshot(*, user: User, period: Period | None = None) -> Snapshot:
@@ -525,6 +573,7 @@ def dashboard_snapshot(*, user: User, period: Period | None = None) -> Snapshot:
     period = period or period_today()
     now = timezone.now()
     live = live_counts(user=user, now=now)
+    figures = period_figures(user=user, period=period)
     return Snapshot(
         generated_at=now,
         period=period,
@@ -532,12 +581,12 @@ def dashboard_snapshot(*, user: User, period: Period | None = None) -> Snapshot:
         longest_wait_seconds=live["longest_wait_seconds"],
         in_service=live["in_service"],
         with_bot=live["with_bot"],
-        figures=period_figures(user=user, period=period),
+        figures=figures,
         by_hour=volume_by_hour(user=user, period=period),
         by_intent=volume_by_intent(user=user, period=period),
         escalation_reasons=escalation_reasons(user=user, period=period),
         agents=agents_board(user=user),
-        sla=dashboard_sla(user=user, period=period),
+        sla=dashboard_sla(user=user, period=period, figures=figures),
     )
 
 

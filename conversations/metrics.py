@@ -12,7 +12,7 @@ customer, conversation or agent id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -143,8 +143,11 @@ CSAT_SCORE = histogram(
 
 
 def first_response(*, conversation: Any, at: datetime) -> None:
-    """The first agent message of ``conversation`` was queued at ``at``."""
-    since = conversation.waiting_since or conversation.opened_at
+    """The first agent message of ``conversation`` was queued at ``at``; counted from when the
+    conversation first reached people (``sla.people_since``, the SLA clock's start)."""
+    from conversations import sla
+
+    since = sla.people_since(conversation)
     if since is None:
         return
     seconds = max(0.0, (at - since).total_seconds())
@@ -208,13 +211,15 @@ def _on_event(sender: Any, instance: Any, created: bool, **_kwargs: Any) -> None
 
 
 def _on_closed(conversation: Any) -> None:
+    from conversations import sla
+
     resolution = label(conversation.resolution, default="unknown")
     closed_at = conversation.closed_at or timezone.now()
     duration = _seconds(closed_at, conversation.opened_at)
-    handled = conversation.waiting_since is not None or conversation.first_response_at is not None
+    # The SLA's resolution: from when people first had it, for conversations people had.
     resolution_time = (
-        _seconds(closed_at, conversation.waiting_since or conversation.opened_at)
-        if handled
+        _seconds(closed_at, sla.people_since(conversation))
+        if sla.reached_people(conversation)
         else None
     )
 
@@ -250,40 +255,21 @@ def _on_message(sender: Any, instance: Any, created: bool, **_kwargs: Any) -> No
 
 # --- State read on scrape ---------------------------------------------------------------------
 
-# Counts open conversations past their SLA target, by target ({"first_response": n, …}).
-_sla_breach_source: Callable[[], dict[str, int]] | None = None
 
-
-def register_sla_breach_source(source: Callable[[], dict[str, int]] | None) -> None:
-    """Replace the function that feeds ``ispsupport_conversations_sla_breached``."""
-    global _sla_breach_source
-    _sla_breach_source = source
-
-
-def _sla_breaches() -> dict[str, int]:
-    """The registered source, else the SLA clocks of ``conversations.sla`` when that module
-    exists (its ``*_breach_q(now)`` conditions), else nothing (the family has no samples)."""
-    if _sla_breach_source is not None:
-        return _sla_breach_source()
-    try:
-        from conversations import sla  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
+def _sla_breaches(now: datetime) -> dict[str, int]:
+    """Open conversations past each clock, with ``conversations.sla``'s own conditions (the
+    admin's "SLA vencido" filter and the dashboard's SLA tile use the same ones)."""
+    from conversations import sla
     from conversations.models import Conversation
 
-    now = timezone.now()
     conditions = {
-        target: getattr(sla, f"{target}_breach_q", None)
-        for target in ("first_response", "resolution", "anatel")
+        "first_response": sla.first_response_breach_q,
+        "resolution": sla.resolution_breach_q,
+        "anatel": sla.anatel_breach_q,
     }
-    aggregates = {
-        target: Count("pk", filter=condition(now))
-        for target, condition in conditions.items()
-        if condition is not None
-    }
-    if not aggregates:
-        return {}
-    return Conversation.objects.filter(state__in=Conversation.OPEN_STATES).aggregate(**aggregates)
+    return Conversation.objects.filter(state__in=Conversation.OPEN_STATES).aggregate(
+        **{target: Count("pk", filter=condition(now)) for target, condition in conditions.items()}
+    )
 
 
 def _collect_state() -> Iterable[Metric]:
@@ -356,10 +342,11 @@ def _collect_state() -> Iterable[Metric]:
 
     breached = GaugeMetricFamily(
         "ispsupport_conversations_sla_breached",
-        "Open conversations past their SLA target, by target (first_response, resolution).",
+        "Open conversations past an SLA clock, by clock (first_response, resolution, anatel: "
+        "the demand's legal deadline).",
         labels=["target"],
     )
-    for target, count in sorted(_sla_breaches().items()):
+    for target, count in sorted(_sla_breaches(now).items()):
         breached.add_metric([label(target)], count or 0)
     yield breached
 

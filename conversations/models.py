@@ -305,6 +305,8 @@ class Conversation(models.Model):
             # (containment, resolution time, CSAT) in a period.
             models.Index(fields=["opened_at"], name="conv_opened_at"),
             models.Index(fields=["closed_at"], name="conv_closed_at"),
+            # …and those that reached people in a period (the SLA tile and the CSV).
+            models.Index(fields=["sla_started_at"], name="conv_sla_started_at"),
             # SLA views: open conversations by their due times, per team.
             models.Index(
                 fields=["team", "first_response_due_at"],

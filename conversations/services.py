@@ -685,8 +685,18 @@ def message_record_outbound(
     write to a closed conversation.
     """
     now = now or timezone.now()
-    # The window moves with every inbound message: judge it on the stored row, not a stale copy.
-    conversation.refresh_from_db(fields=["state", "last_customer_message_at", "first_response_at"])
+    # The window moves with every inbound message: judge it on the stored row, not a stale copy
+    # (and count a first response from the stored start of people's clock).
+    conversation.refresh_from_db(
+        fields=[
+            "state",
+            "last_customer_message_at",
+            "first_response_at",
+            "sla_started_at",
+            "escalated_at",
+            "priority",
+        ]
+    )
     closed_ok = allow_closed and sender_kind == Message.SenderKind.SYSTEM
     if (
         conversation.state == Conversation.State.CLOSED

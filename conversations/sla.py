@@ -18,8 +18,11 @@ A clock is *breached* when the thing it waits for (the first human answer, the c
 after it, or has not come and "now" is past it. *Near due*: open, not breached, and a pending
 clock ends within ``SLA_NEAR_DUE_MINUTES`` (``SLA_ANATEL_NEAR_DUE_HOURS`` for the Anatel one).
 
-Public, stable for other code (the dashboard uses them): ``breach_q``, ``near_due_q``,
-``annotate``, ``breaching``, ``sla_summary``, ``SlaSummary``.
+Public, stable for other code (the dashboard and the metrics use them): ``breach_q`` (and
+the per-clock ``first_response_breach_q``, ``resolution_breach_q``, ``anatel_breach_q``),
+``near_due_q``, ``annotate``, ``breaching``, ``sla_summary``, ``SlaSummary``, and
+``people_since`` / ``reached_people`` (with their SQL forms): where first-response and
+resolution times start.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Least
+from django.db.models.functions import Coalesce, Least
 
 from accounts.models import SlaTarget, Team
 from compliance.services import sac_deadline
@@ -97,6 +100,42 @@ def due_times(
     return DueTimes(
         started_at + timedelta(minutes=target.first_response_minutes),
         started_at + timedelta(minutes=target.resolution_minutes),
+    )
+
+
+# --- when people's clock starts: the one rule for SLA clocks, dashboard and Prometheus ---------
+#
+# First-response and resolution *times* (the dashboard's p50/p90, the CSV, the
+# ``ispsupport_conversation_first_response_seconds`` and ``…_resolution_seconds`` histograms)
+# count from the same moment as the SLA clocks: when the conversation first reached people.
+# Neither a return to the queue nor a transfer restarts it (the customer's wait goes on).
+
+
+def people_since(conversation: Any) -> datetime:
+    """When ``conversation`` first reached people: ``sla_started_at`` (escalation, or a claim
+    straight from the bot); for rows older than the SLA clocks, the escalation, else the
+    opening. Meaningful for conversations that ``reached_people``."""
+    return conversation.sla_started_at or conversation.escalated_at or conversation.opened_at
+
+
+def reached_people(conversation: Any) -> bool:
+    """People had the conversation (escalated, claimed, or answered by an agent)."""
+    return bool(
+        conversation.sla_started_at or conversation.escalated_at or conversation.first_response_at
+    )
+
+
+def people_since_expression() -> Coalesce:
+    """``people_since`` as an SQL expression (for aggregates over many rows)."""
+    return Coalesce("sla_started_at", "escalated_at", "opened_at")
+
+
+def reached_people_q() -> Q:
+    """``reached_people`` as a condition."""
+    return (
+        Q(sla_started_at__isnull=False)
+        | Q(escalated_at__isnull=False)
+        | Q(first_response_at__isnull=False)
     )
 
 

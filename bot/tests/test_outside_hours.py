@@ -102,3 +102,40 @@ def test_asking_for_a_person_later_keeps_what_the_demand_is_about(say, conversat
     conversation.refresh_from_db()
     assert conversation.state == Conversation.State.WAITING
     assert (conversation.intent, conversation.request_kind) == ("no_connection", "complaint")
+
+
+def test_on_a_holiday_eve_the_notice_names_the_first_working_day_in_sao_paulo_time(team_billing):
+    """Monday to Friday 08:00–18:00; Thursday 20/11/2025 is a national holiday (Consciência
+    Negra). A hand-off at 22:30 UTC on Wednesday 19/11 is 19:30 in São Paulo: the team closed
+    at 18:00, and people are back on Friday at 08:00."""
+    from accounts.models import TeamHoliday
+    from conversations import services
+    from conversations.tests.factories import ConversationFactory
+
+    for weekday in range(5):
+        TeamOpeningHours.objects.create(
+            team=team_billing, weekday=weekday, opens_at=time(8), closes_at=time(18)
+        )
+    at = datetime(2025, 11, 19, 22, 30, tzinfo=ZoneInfo("UTC"))
+    conversation = ConversationFactory(opened_at=at, last_customer_message_at=at)
+
+    services.conversation_escalate(
+        conversation=conversation, reason="bot:human_requested", team=team_billing, now=at
+    )
+
+    conversation.refresh_from_db()
+    assert conversation.state == Conversation.State.WAITING
+    (notice,) = bot_messages(conversation)
+    assert "Um atendente volta sexta-feira, 21/11, às 08:00 (horário de Brasília)" in notice.text
+    assert conversation.protocol in notice.text and notice.status == Message.Status.PENDING
+    back_at = datetime.fromisoformat(escalation_event(conversation).data["outside_hours_until"])
+    assert back_at == datetime(2025, 11, 21, 8, 0, tzinfo=SP)
+
+    # The team's own holiday on that Friday moves it to Monday.
+    TeamHoliday.objects.create(team=team_billing, day=back_at.date(), description="Ponte")
+    later = ConversationFactory(opened_at=at, last_customer_message_at=at)
+    services.conversation_escalate(
+        conversation=later, reason="bot:human_requested", team=team_billing, now=at
+    )
+    (notice,) = bot_messages(later)
+    assert "Um atendente volta segunda-feira, 24/11, às 08:00 (horário de Brasília)" in notice.text

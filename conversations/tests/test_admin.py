@@ -345,6 +345,20 @@ def test_sla_and_waiting_filters(fast_targets, supervisor, team_support):
     assert listed(client, "?espera=30") == {breached.protocol}
 
 
+def test_state_team_agent_and_priority_filters(supervisor, agent, team_support, team_billing):
+    with_agent = assigned(team_support, agent)
+    billing = waiting(team_billing)
+    urgent = services.conversation_set_priority(
+        conversation=waiting(team_support), priority=Conversation.Priority.URGENT, actor=supervisor
+    )
+    client = client_for(supervisor)
+
+    assert listed(client, "?state__exact=waiting") == {billing.protocol, urgent.protocol}
+    assert listed(client, f"?team__id__exact={team_billing.pk}") == {billing.protocol}
+    assert listed(client, f"?assigned_agent__id__exact={agent.pk}") == {with_agent.protocol}
+    assert listed(client, f"?priority__exact={Conversation.Priority.URGENT}") == {urgent.protocol}
+
+
 def test_intent_kind_and_search(supervisor, team_support):
     complaint = waiting(team_support, request_kind="complaint")
     services.conversation_record_bot_decision(

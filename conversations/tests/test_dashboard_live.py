@@ -132,3 +132,40 @@ def test_notices_are_throttled_to_one_per_interval(
         await socket.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_an_agent_going_away_refreshes_the_dashboard(
+    supervisor, agent, django_capture_on_commit_callbacks
+):
+    """The agents board changes with presence: the dashboards hear it."""
+
+    def go_away() -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert services.agent_set_presence(user=agent, presence="away")
+
+    async def scenario():
+        socket = await _open(supervisor)
+        await socket.send_json_to({"type": "subscribe", "topic": "dashboard"})
+        await _next(socket, lambda m: m["type"] == "subscribed")
+
+        await sync_to_async(go_away)()
+
+        notice = await _next(
+            socket, lambda m: m["type"] == "event" and m["kind"] == "dashboard.changed"
+        )
+        assert set(notice["data"]) == {"interval"}
+        await socket.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_the_dpo_never_reaches_the_dashboards_socket(dpo):
+    """The console's socket is closed to the DPO (4403), so no dashboard notice reaches them."""
+
+    async def scenario():
+        headers = await sync_to_async(_headers)(dpo)
+        socket = WebsocketCommunicator(application, "/ws/console/", headers=headers)
+        connected, code = await socket.connect(timeout=3)
+        assert not connected and code == 4403
+
+    async_to_sync(scenario)()

@@ -17,7 +17,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Presence
-from conversations import metrics, services
+from conversations import services
 from conversations.models import Conversation
 from conversations.tests.conftest import login
 from conversations.tests.factories import ConversationFactory
@@ -119,28 +119,123 @@ def test_a_rolled_back_transition_counts_nothing(customer, django_capture_on_com
     )
 
 
-def test_the_sla_gauge_shows_what_the_registered_source_counts(customer):
-    """The SLA code registers how it counts breaches; the gauge reads it on every scrape."""
-    cutoff = timezone.now() - timedelta(hours=1)
+def test_first_response_and_resolution_count_from_when_people_first_had_it(
+    customer, agent, team_support, django_capture_on_commit_callbacks
+):
+    """The SLA clock's rule (``sla.people_since``): a return to the queue does not restart the
+    customer's wait, so neither the first response nor the resolution counts from it."""
+    now = timezone.now()
+    conversation = ConversationFactory(customer=customer, opened_at=now - timedelta(minutes=40))
+    before = scrape()
 
-    def waiting_over_an_hour() -> dict[str, int]:
-        late = Conversation.objects.filter(state="waiting", waiting_since__lt=cutoff)
-        return {"first_response": late.count(), "resolution": 0}
-
-    for minutes in (90, 5):
-        ConversationFactory(
-            state=Conversation.State.WAITING,
-            waiting_since=timezone.now() - timedelta(minutes=minutes),
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_escalate(
+            conversation=conversation,
+            reason="bot:human_requested",
+            team=team_support,
+            now=now - timedelta(minutes=30),
         )
-    metrics.register_sla_breach_source(waiting_over_an_hour)
-    try:
-        samples = scrape()
-    finally:
-        metrics.register_sla_breach_source(None)
+        services.conversation_claim(conversation=conversation, agent=agent)
+        services.conversation_unassign(conversation=conversation, reason="agent_offline")
+        services.conversation_claim(conversation=conversation, agent=agent)
+        services.message_send_by_agent(conversation=conversation, agent=agent, text="Olá!")
+        services.conversation_close_by_staff(
+            conversation=conversation, actor=agent, resolution="resolved", send_csat=False
+        )
+    after = scrape()
+
+    def delta(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    first = "ispsupport_conversation_first_response_seconds"
+    assert delta(f"{first}_count", priority="normal") == 1
+    # From the escalation 30 minutes ago: not from the return to the queue (a moment ago), not
+    # from the opening 40 minutes ago.
+    assert 30 * 60 <= delta(f"{first}_sum", priority="normal") < 35 * 60
+    resolution = "ispsupport_conversation_resolution_seconds"
+    assert delta(f"{resolution}_count", resolution="resolved") == 1
+    assert 30 * 60 <= delta(f"{resolution}_sum", resolution="resolved") < 35 * 60
+
+
+def test_a_claim_straight_from_the_bot_counts_from_the_claim(
+    customer, agent, team_support, django_capture_on_commit_callbacks
+):
+    """The customer talked to the bot for half an hour and never waited for a person: the
+    agent who took the conversation answered at once (as the SLA clock says)."""
+    conversation = ConversationFactory(
+        customer=customer, team=team_support, opened_at=timezone.now() - timedelta(minutes=30)
+    )
+    before = scrape()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_claim(conversation=conversation, agent=agent)
+        services.message_send_by_agent(conversation=conversation, agent=agent, text="Olá!")
+        services.conversation_close_by_staff(
+            conversation=conversation, actor=agent, resolution="resolved", send_csat=False
+        )
+    after = scrape()
+
+    def delta(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    first = "ispsupport_conversation_first_response_seconds"
+    assert delta(f"{first}_count", priority="normal") == 1
+    assert delta(f"{first}_sum", priority="normal") < 5 * 60
+    resolution = "ispsupport_conversation_resolution_seconds"
+    assert delta(f"{resolution}_count", resolution="resolved") == 1
+    assert delta(f"{resolution}_sum", resolution="resolved") < 5 * 60
+    # The whole contact still lasted half an hour.
+    duration = "ispsupport_conversation_duration_seconds_sum"
+    assert delta(duration, resolution="resolved") >= 30 * 60
+
+
+def test_the_sla_gauge_counts_open_conversations_past_each_clock_of_conversations_sla(
+    customer, supervisor, team_support, admin_member, django_capture_on_commit_callbacks
+):
+    """The gauge reads the SLA module's own conditions: the same conversations the admin's
+    "SLA vencido" filter and the dashboard's SLA tile count."""
+    from accounts.models import SlaTarget
+    from conversations import dashboard, sla
+
+    SlaTarget.objects.create(
+        team=team_support,
+        priority=1,
+        first_response_minutes=30,
+        resolution_minutes=600,
+        business_hours=False,
+    )
+    now = timezone.now()
+
+    def escalated(minutes_ago: int, **kwargs) -> Conversation:
+        at = now - timedelta(minutes=minutes_ago)
+        return services.conversation_escalate(
+            conversation=ConversationFactory(opened_at=kwargs.pop("opened_at", at)),
+            reason="test",
+            team=team_support,
+            now=at,
+            **kwargs,
+        )
+
+    escalated(45)  # first response 15 minutes late
+    escalated(5)  # on time
+    # A cancellation (2 business days at Anatel) opened ten days ago, escalated just now.
+    escalated(1, opened_at=now - timedelta(days=10), request_kind="cancellation")
+    late_but_closed = escalated(50)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_close(
+            conversation=late_but_closed, resolution="resolved", actor=supervisor
+        )
+
+    samples = scrape()
 
     breached = "ispsupport_conversations_sla_breached"
     assert samples.value(breached, target="first_response") == 1
     assert samples.value(breached, target="resolution") == 0
+    assert samples.value(breached, target="anatel") == 1
+    open_breaching = Conversation.objects.exclude(state="closed").filter(sla.breach_q(now))
+    assert open_breaching.count() == 2
+    period = dashboard.Period(timezone.localdate() - timedelta(days=10), timezone.localdate())
+    assert dashboard.dashboard_sla(user=admin_member, period=period)["breaching_now"] == 2
 
 
 def test_agents_online_and_their_capacity_are_read_on_scrape(

@@ -150,6 +150,27 @@ def test_the_rating_and_the_comment_are_recorded_on_the_closed_conversation(
     assert new.count() == 1 and new.get().state in ("bot", "waiting")
 
 
+def test_the_rating_feeds_the_supervisors_dashboard(
+    graph, client, agent, supervisor, conversation, django_capture_on_commit_callbacks
+):
+    close_in_console(client, agent, conversation, django_capture_on_commit_callbacks)
+    webhook(
+        client,
+        django_capture_on_commit_callbacks,
+        interactive_reply(reply_id=f"csat:{conversation.pk}:4", title="4 · Bom"),
+    )
+    login(client, supervisor)
+
+    data = client.get("/console/dashboard/snapshot/").json()
+
+    assert data["closed"] == 1
+    assert (data["csat"]["requested"], data["csat"]["answered"]) == (1, 1)
+    assert data["csat"]["average"] == 4.0
+    assert data["csat"]["distribution"] == {"1": 0, "2": 0, "3": 0, "4": 1, "5": 0}
+    page = client.get("/console/dashboard/live/").content.decode()
+    assert "4,0<small>/5</small>" in page
+
+
 def test_a_text_after_the_comment_window_opens_a_new_conversation(
     graph, client, agent, conversation, django_capture_on_commit_callbacks, settings
 ):

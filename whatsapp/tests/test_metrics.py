@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -15,12 +16,12 @@ from django.test import Client
 from django.utils import timezone
 
 from conversations import services
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from conversations.tests.factories import ConversationFactory
 from ispsupport.tests.observability import scrape
 from whatsapp.models import WebhookEvent
 from whatsapp.tasks.outbound import deliver_outbound_message
-from whatsapp.testing import envelope, signed_post, text_message
+from whatsapp.testing import envelope, signed_post, status, text_message
 from whatsapp.tests.loopback import *  # noqa: F403
 
 pytestmark = pytest.mark.django_db
@@ -258,3 +259,60 @@ def test_the_survey_at_closing_and_the_customers_rating_are_counted(
     assert delta("ispsupport_csat_score_sum") == 4
     assert delta("ispsupport_csat_score_bucket", le="3.0") == 0
     assert delta("ispsupport_csat_score_bucket", le="4.0") == 1
+
+
+# Customer identifiers as they look: phone numbers, CPFs and protocol numbers are long digit
+# runs; wamids, e-mail addresses and "+55" numbers have their own marks.
+_IDENTIFIER_LIKE = re.compile(r"\d{8,}|wamid|@|\+55", re.IGNORECASE)
+
+
+def test_no_label_value_names_a_customer_a_conversation_or_a_person(
+    graph, agent, django_capture_on_commit_callbacks
+):
+    """After a customer's message, the bot's answer, an agent's reply with its delivery
+    status and a failed log-in, no series carries an identifier in a label value."""
+    wa_id = "5511976543210"
+    inbound_wamid = "wamid.HBgNNTUxMTk3NjU0MzIxMBUCABIYFjNFQjBDMEQ"
+    with django_capture_on_commit_callbacks(execute=True):
+        body = envelope(
+            messages=[text_message(wa_id=wa_id, wamid=inbound_wamid, text="cpf 123.456.789-09")],
+            contacts=[{"profile": {"name": "Joana Quintanilha"}, "wa_id": wa_id}],
+        )
+        assert signed_post(Client(), body).status_code == 200
+    conversation = services.conversation_claim(conversation=Conversation.objects.get(), agent=agent)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.message_send_by_agent(conversation=conversation, agent=agent, text="Olá!")
+    sent = Message.objects.filter(conversation=conversation, sender_kind="agent").get()
+    with django_capture_on_commit_callbacks(execute=True):
+        delivered = envelope(
+            statuses=[status(wamid=sent.wamid, status="delivered", recipient=wa_id)]
+        )
+        assert signed_post(Client(), delivered).status_code == 200
+    Client().post("/accounts/login/", {"username": agent.username, "password": "wrong"})
+
+    samples = scrape()
+
+    assert sent.wamid  # the reply reached the simulator and came back with Meta's id
+    known = {
+        wa_id,
+        inbound_wamid.lower(),
+        sent.wamid.lower(),
+        conversation.protocol,
+        "joana",
+        "quintanilha",
+        agent.username.lower(),
+        "12345678909",
+    }
+    problems = []
+    for family in samples.families.values():
+        for sample in family.samples:
+            for name, value in sample.labels.items():
+                if name in ("le", "quantile"):
+                    continue
+                text = str(value).lower()
+                if _IDENTIFIER_LIKE.search(text) or any(k in text for k in known):
+                    problems.append(f"{sample.name}{{{name}={value!r}}}")
+    assert not problems, problems
+    # The scan saw the traffic above (labels that are about it).
+    assert samples.value("ispsupport_messages_inbound_total", type="text") >= 1
+    assert samples.value("ispsupport_message_status_updates_total", status="delivered") >= 1
