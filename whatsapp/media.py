@@ -20,6 +20,7 @@ import re
 import tempfile
 import uuid
 from dataclasses import dataclass
+from typing import IO
 
 from django.conf import settings
 from django.core.files import File
@@ -28,7 +29,7 @@ from django.core.files.storage import default_storage
 from conversations.models import Message
 from ispsupport.metrics import counts_result
 from whatsapp import metrics
-from whatsapp.client import GraphClient, MediaTooLarge, get_client
+from whatsapp.client import Download, GraphClient, GraphError, MediaTooLarge, MediaUrl, get_client
 
 logger = logging.getLogger(__name__)
 
@@ -76,21 +77,13 @@ def message_media_download(*, message_id: int, client: GraphClient | None = None
     if message.media_file:
         return MediaOutcome("already", name=message.media_file.name)
     client = client or get_client()
-    info = client.media_info(
-        message.media_id, phone_number_id=message.conversation.business_number_id
-    )
     max_bytes = int(settings.WHATSAPP_MEDIA_MAX_BYTES)
-    announced_size = info.file_size if info.file_size is not None else message.media_size
-    if announced_size is not None and announced_size > max_bytes:
-        return _reject(message_id, "announced size over the limit")
-    mime_type = info.mime_type or message.media_mime_type or "application/octet-stream"
     with tempfile.SpooledTemporaryFile(max_size=1024 * 1024) as tmp:
-        try:
-            download = client.media_download(
-                info.url, into=tmp, max_bytes=min(max_bytes, announced_size or max_bytes)
-            )
-        except MediaTooLarge:
-            return _reject(message_id, "more bytes than announced")
+        fetched = _fetch(client, message, into=tmp, max_bytes=max_bytes)
+        if isinstance(fetched, MediaOutcome):
+            return fetched
+        info, download, announced_size = fetched
+        mime_type = info.mime_type or message.media_mime_type or "application/octet-stream"
         if announced_size is not None and download.size != announced_size:
             return _reject(message_id, "size differs from the announced size")
         announced = [h for h in (message.media_sha256, info.sha256) if h]
@@ -112,6 +105,44 @@ def message_media_download(*, message_id: int, client: GraphClient | None = None
         return MediaOutcome("already")
     logger.info("media: stored", extra={"message_id": message_id, "size": download.size})
     return MediaOutcome("stored", name=name)
+
+
+def _fetch(
+    client: GraphClient, message: Message, *, into: IO[bytes], max_bytes: int
+) -> tuple[MediaUrl, Download, int | None] | MediaOutcome:
+    """Both Graph steps into ``into``; a download URL that answers 404 is fetched anew once.
+
+    Meta's download URLs live 5 minutes and a 404 means "ask for a new URL" (a queued or
+    retried task easily outlives one). A second 404 propagates (a token problem, or media past
+    its 7 days); so does every other Graph error.
+    """
+    try:
+        return _fetch_once(client, message, into=into, max_bytes=max_bytes)
+    except GraphError as exc:
+        if exc.code is not None or exc.http_status != 404:
+            raise
+    logger.info("media: download URL expired, asking for a new one")
+    into.seek(0)
+    into.truncate()
+    return _fetch_once(client, message, into=into, max_bytes=max_bytes)
+
+
+def _fetch_once(
+    client: GraphClient, message: Message, *, into: IO[bytes], max_bytes: int
+) -> tuple[MediaUrl, Download, int | None] | MediaOutcome:
+    info = client.media_info(
+        message.media_id, phone_number_id=message.conversation.business_number_id
+    )
+    announced_size = info.file_size if info.file_size is not None else message.media_size
+    if announced_size is not None and announced_size > max_bytes:
+        return _reject(message.pk, "announced size over the limit")
+    try:
+        download = client.media_download(
+            info.url, into=into, max_bytes=min(max_bytes, announced_size or max_bytes)
+        )
+    except MediaTooLarge:
+        return _reject(message.pk, "more bytes than announced")
+    return info, download, announced_size
 
 
 def _reject(message_id: int, reason: str) -> MediaOutcome:

@@ -61,7 +61,7 @@ class RecordedRequest:
 @dataclass
 class Scripted:
     kind: str  # error | http | timeout
-    endpoint: str  # messages | media | upload | any
+    endpoint: str  # messages | media | download | upload | templates | any
     status: int = 200
     code: int | None = None
     title: str | None = None

@@ -257,7 +257,11 @@ async def _graph_media_info(request: HttpRequest, media_id: str) -> HttpResponse
 async def graph_media_download(request: HttpRequest, media_id: str) -> HttpResponse:
     """The short-lived URL itself: the bearer token is required, as at Meta's lookaside host."""
     recorded = _record(request, None)
-    response = _media_download(request, media_id)
+    scripted = SIM.take_scripted("download")
+    if scripted is not None:
+        response = await _scripted(scripted)
+    else:
+        response = _media_download(request, media_id)
     recorded.status = response.status_code
     return response
 

@@ -99,6 +99,32 @@ def test_a_transient_graph_error_is_retried(graph):
     assert download_media.delay(message.pk).get() == "stored"
 
 
+def test_an_expired_download_url_is_fetched_anew(graph):
+    # Meta's URLs live 5 minutes; a 404 on the download means "ask for a new URL".
+    graph.push_http(404, endpoint="download")
+    message = photo_message(graph)
+
+    assert download_media.delay(message.pk).get() == "stored"
+
+    paths = [r.path for r in graph.requests if message.media_id in r.path]
+    downloads = [p for p in paths if "/media-download/" in p]
+    assert len(paths) - len(downloads) == 2  # a second GET /{media-id} for a fresh URL
+    assert len(downloads) == 2  # the expired URL, then the fresh one
+    message.refresh_from_db()
+    assert message.media_file
+
+
+def test_a_download_url_that_keeps_answering_404_stores_nothing(graph, tmp_path):
+    graph.push_http(404, endpoint="download", times=2)
+    message = photo_message(graph)
+
+    assert download_media.delay(message.pk).get() == "failed"
+
+    message.refresh_from_db()
+    assert not message.media_file
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
 def test_both_sha256_spellings_meta_uses_are_accepted():
     digest = hashlib.sha256(PHOTO).hexdigest()
     assert media.sha256_matches(digest.upper(), digest)
