@@ -113,9 +113,9 @@ INSTALLED_APPS = [
     "axes",
     "corsheaders",
     "auditlog",
+    # django-otp's framework only: its otp_totp/otp_static plugins store secrets in clear, so
+    # the devices are accounts' own (accounts/devices.py: encrypted secret, hashed codes).
     "django_otp",
-    "django_otp.plugins.otp_totp",
-    "django_otp.plugins.otp_static",
     "accounts",
     "compliance",
     "conversations",
@@ -635,7 +635,7 @@ AUDITLOG_EXCLUDE_TRACKING_MODELS = (
     "contenttypes",
     "sessions",
     "axes",
-    "otp_static.StaticToken",  # the backup codes themselves
+    "accounts.BackupCode",  # the backup codes themselves (keyed hashes)
     "compliance.AccessLogEntry",
     "compliance.AccessLogCheckpoint",
     "compliance.RetentionRun",
@@ -673,7 +673,7 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
     },
     {"model": "accounts.ApiToken", "exclude_fields": ["key_hash", "last_used_at"]},
     {
-        "model": "otp_totp.TOTPDevice",
+        "model": "accounts.AuthenticatorDevice",
         "exclude_fields": [
             "key",
             "last_t",
@@ -685,7 +685,7 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
         ],
     },
     {
-        "model": "otp_static.StaticDevice",
+        "model": "accounts.BackupCodeDevice",
         "exclude_fields": [
             "last_used_at",
             "created_at",
