@@ -488,6 +488,11 @@ COMPLIANCE_EXPORT_LINK_HOURS = env_int("EXPORT_LINK_HOURS", 72)
 # Carnival and Corpus Christi are federal "pontos facultativos": counted as business days
 # unless this is on (the conservative default gives the earlier incident deadline).
 COMPLIANCE_OPTIONAL_HOLIDAYS_ARE_OFF = env_bool("OPTIONAL_HOLIDAYS_ARE_OFF", False)
+# A cancellation not completed in the contact is due within the provider's target in business
+# days, never later than the 7 calendar days of Decreto 11.034/2022 (0: just that ceiling).
+# Default 2: Res. 632/2014's rule (revoked), stricter than every rule in force; the RGC 765
+# cancellation article is UNCERTAIN (COMPLIANCE-FACTS §3.1). See compliance/services/deadlines.py.
+COMPLIANCE_SAC_CANCELLATION_BUSINESS_DAYS = env_int("SAC_CANCELLATION_BUSINESS_DAYS", 2)
 from celery.schedules import crontab as _crontab  # noqa: E402
 
 CELERY_BEAT_SCHEDULE["whatsapp.sync_templates"] = {
