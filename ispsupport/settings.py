@@ -485,6 +485,9 @@ COMPLIANCE_RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 500)
 COMPLIANCE_DSR_DEADLINE_DAYS = env_int("DSR_DEADLINE_DAYS", 15)  # LGPD Art. 19 II, calendar days
 COMPLIANCE_DSR_NEAR_DUE_DAYS = env_int("DSR_NEAR_DUE_DAYS", 3)
 COMPLIANCE_EXPORT_LINK_HOURS = env_int("EXPORT_LINK_HOURS", 72)
+# The personal-data access log records a page's live refreshes and an integration's polling of
+# the same object once per this many seconds per user (explicit page opens: every time).
+ACCESS_LOG_REPEAT_SECONDS = env_int("ACCESS_LOG_REPEAT_SECONDS", 300)
 # Carnival and Corpus Christi are federal "pontos facultativos": counted as business days
 # unless this is on (the conservative default gives the earlier incident deadline).
 COMPLIANCE_OPTIONAL_HOLIDAYS_ARE_OFF = env_bool("OPTIONAL_HOLIDAYS_ARE_OFF", False)

@@ -6,8 +6,10 @@ Split by subject: ``dsr`` (data-subject requests), ``consent``, ``access_log``, 
 """
 
 from compliance.services.access_log import (
+    access_log_mark_seen,
     access_log_purge_before,
     access_log_record,
+    access_log_record_once,
     access_log_verify,
 )
 from compliance.services.consent import (
@@ -67,8 +69,10 @@ from compliance.services.retention import batched_delete, retention_apply
 
 __all__ = [
     "RequestError",
+    "access_log_mark_seen",
     "access_log_purge_before",
     "access_log_record",
+    "access_log_record_once",
     "access_log_verify",
     "active_holds",
     "batched_delete",
