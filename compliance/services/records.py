@@ -218,6 +218,13 @@ def service_record_for_protocol(
     }
 
 
+def protocol_moment(moment: Any) -> str:
+    """A protocol's date and time as the customer reads them (RGC 765 art. 9: the protocol is
+    sent "com data e hora"): ``04/12/2026 às 18:05`` in Brasília time."""
+    local = timezone.localtime(moment)
+    return _("%(day)s às %(time)s") % {"day": f"{local:%d/%m/%Y}", "time": f"{local:%H:%M}"}
+
+
 def service_record_text(record: dict[str, Any]) -> str:
     """The record as a pt-BR WhatsApp message (what the bot sends for "histórico do protocolo")."""
 
