@@ -416,6 +416,9 @@ ISP_NAME = env_str("ISP_NAME", "FibraNet Telecom")
 # The data-protection officer (encarregado, LGPD Art. 41), shown in the privacy notice.
 DPO_NAME = env_str("DPO_NAME", "Encarregado de Dados")
 DPO_EMAIL = env_str("DPO_EMAIL", "privacidade@fibranet.example")
+# The substitute for absence or vacancy (Res. CD/ANPD 18/2024), in the record of processing.
+DPO_SUBSTITUTE_NAME = env_str("DPO_SUBSTITUTE_NAME", "")
+DPO_SUBSTITUTE_EMAIL = env_str("DPO_SUBSTITUTE_EMAIL", "")
 PRIVACY_POLICY_URL = env_str("PRIVACY_POLICY_URL", "https://fibranet.example/privacidade")
 PROTOCOL_SEQUENCE_DIGITS = 6
 

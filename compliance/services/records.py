@@ -71,7 +71,15 @@ def processing_record() -> dict[str, Any]:
         "title": "Registro das operações de tratamento de dados pessoais (LGPD art. 37)",
         "generated_at": timezone.now().isoformat(),
         "controller": settings.ISP_NAME,
-        "dpo": {"name": settings.DPO_NAME, "email": settings.DPO_EMAIL},
+        "dpo": {
+            "name": settings.DPO_NAME,
+            "email": settings.DPO_EMAIL,
+            # Res. CD/ANPD 18/2024: a formally designated substitute ("" until configured)
+            "substitute": {
+                "name": settings.DPO_SUBSTITUTE_NAME,
+                "email": settings.DPO_SUBSTITUTE_EMAIL,
+            },
+        },
         "privacy_policy_url": settings.PRIVACY_POLICY_URL,
         "international_transfer": (
             "Google (Gemini API, plano pago) e Meta (WhatsApp Cloud API) podem tratar dados fora "
