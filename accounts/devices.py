@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import uuid
 from base64 import b32encode
 from urllib.parse import quote, urlencode
 
@@ -132,9 +133,14 @@ class AuthenticatorDevice(TimestampMixin, ThrottlingMixin, Device):
 
 
 def backup_code_digest(*, user_id: object, code: str) -> str:
-    """The keyed HMAC a backup code is stored as (normalised: spaces dropped, lower case)."""
+    """The keyed HMAC a backup code is stored as (normalised: spaces dropped, lower case),
+    bound to the user (their id in canonical form, whatever spelling the caller holds)."""
     normalised = "".join(code.split()).lower()
-    return blind_index(f"{user_id}:{normalised}", purpose=BACKUP_CODE_PURPOSE)
+    try:
+        owner = str(uuid.UUID(str(user_id)))
+    except ValueError:
+        owner = str(user_id)
+    return blind_index(f"{owner}:{normalised}", purpose=BACKUP_CODE_PURPOSE)
 
 
 def new_backup_code(length: int = 8) -> str:

@@ -2,6 +2,7 @@
 
 import base64
 import re
+from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
@@ -261,7 +262,7 @@ def test_the_upgrade_moves_the_plugins_devices_encrypted_and_hashed(supervisor):
 
     migration = importlib.import_module("accounts.migrations.0007_encrypted_otp_devices")
     key_hex = "3132333435363738393031323334353637383930"
-    user_id = str(supervisor.pk)
+    user_id = supervisor.pk.hex  # how SQLite stores a UUID key (no dashes)
     with connection.cursor() as cursor:  # the plugins' tables, as django-otp 1.7 left them
         cursor.execute(
             "CREATE TABLE otp_totp_totpdevice (id integer PRIMARY KEY, user_id varchar(40), "
@@ -272,7 +273,7 @@ def test_the_upgrade_moves_the_plugins_devices_encrypted_and_hashed(supervisor):
         )
         cursor.execute(
             "INSERT INTO otp_totp_totpdevice VALUES "
-            "(7, %s, 'Celular', %s, %s, 30, 0, 6, 1, 0, -1, 0, NULL, NULL, NULL)",
+            "(7, %s, 'Celular', %s, %s, 30, 0, 6, 1, 0, -1, 0, NULL, '2026-01-02 03:04:05', NULL)",
             [user_id, True, key_hex.upper()],
         )
         cursor.execute(
@@ -296,6 +297,7 @@ def test_the_upgrade_moves_the_plugins_devices_encrypted_and_hashed(supervisor):
     assert not {"otp_totp_totpdevice", "otp_static_staticdevice", "otp_static_statictoken"} & tables
     device = AuthenticatorDevice.objects.get(user=supervisor)
     assert device.name == "Celular" and device.confirmed and device.key == key_hex
+    assert device.created_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)  # kept, made aware
     dump = _every_cell()
     assert key_hex not in dump and "abcd2345" not in dump and "wxyz6789" not in dump
     backup = BackupCodeDevice.objects.get(user=supervisor)
