@@ -67,7 +67,7 @@ def erasure_answer_text() -> str:
         "cache.\n\nMantemos somente, bloqueado para qualquer outro uso, o que a lei nos obriga "
         "a guardar (LGPD art. 16, I):\n%(retained)s\n\n"
         "Operadores com quem os dados foram compartilhados e o que acontece com as cópias "
-        "deles (LGPD art. 18, §6º):\n%(recipients)s\n\n"
+        "deles após a eliminação (LGPD art. 18, §6º):\n%(recipients)s\n\n"
         "Dúvidas: %(dpo)s (%(email)s). Você também pode peticionar à ANPD ou ao PROCON."
     ) % {
         "retained": erasure_retained_text(),
