@@ -353,3 +353,7 @@ class ApiToken(models.Model):
     def is_usable(self, now=None) -> bool:
         now = now or timezone.now()
         return self.revoked_at is None and self.expires_at > now
+
+
+# Second-factor devices: defined in their own module, registered with this app.
+from accounts.devices import AuthenticatorDevice, BackupCode, BackupCodeDevice  # noqa: E402, F401

@@ -26,6 +26,8 @@ STAFF_DATA = {
             "user_agent": "technical",
             "ip_address": "technical",
         },
+        # the authenticator app's secret (encrypted) and the name given to the phone
+        "accounts.authenticatordevice": {"key": "staff", "name": "technical"},
     },
     "exempt": {
         "accounts.team": {
@@ -34,6 +36,7 @@ STAFF_DATA = {
         },
         "accounts.apitoken": {"name": "Rótulo que o colaborador dá ao token."},
         "accounts.usersession": {"end_reason": "Código do motivo do encerramento."},
+        "accounts.backupcodedevice": {"name": "Rótulo fixo (“Códigos de recuperação”)."},
     },
     "legal_basis": ["art7_v"],  # contract (employment / service)
     "retention_note": _("enquanto o colaborador estiver ativo; depois, desativado (não apagado)"),

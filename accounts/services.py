@@ -29,10 +29,15 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import metrics
+from accounts.devices import (
+    AuthenticatorDevice,
+    BackupCode,
+    BackupCodeDevice,
+    backup_code_digest,
+    new_backup_code,
+)
 from accounts.models import ApiToken, Role, User, UserSession
 from ispsupport.crypto import DecryptionError
 
@@ -271,15 +276,15 @@ def otp_required_for(user: User) -> bool:
     return bool(settings.OTP_REQUIRED_FOR_AGENTS) and user.has_role(Role.AGENT)
 
 
-def totp_device_pending(*, user: User) -> TOTPDevice:
+def totp_device_pending(*, user: User) -> AuthenticatorDevice:
     """The user's unconfirmed authenticator being enrolled (created on first call)."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    device = AuthenticatorDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
     if device is None:
-        device = TOTPDevice.objects.create(user=user, name="Autenticador", confirmed=False)
+        device = AuthenticatorDevice.objects.create(user=user, name="Autenticador", confirmed=False)
     return device
 
 
-def totp_device_confirm(*, device: TOTPDevice, token: str) -> list[str] | None:
+def totp_device_confirm(*, device: AuthenticatorDevice, token: str) -> list[str] | None:
     """Confirm ``device`` with a code from the app. On success it replaces the user's other
     authenticators and backup codes; returns the new backup codes (shown once). None when the
     code is wrong."""
@@ -287,7 +292,7 @@ def totp_device_confirm(*, device: TOTPDevice, token: str) -> list[str] | None:
     if not token or not device.verify_token(token):
         return None
     with transaction.atomic():
-        TOTPDevice.objects.filter(user_id=device.user_id).exclude(pk=device.pk).delete()
+        AuthenticatorDevice.objects.filter(user_id=device.user_id).exclude(pk=device.pk).delete()
         device.confirmed = True
         device.save(update_fields=["confirmed"])
         codes = backup_codes_regenerate(user=device.user)
@@ -295,22 +300,32 @@ def totp_device_confirm(*, device: TOTPDevice, token: str) -> list[str] | None:
 
 
 def backup_codes_regenerate(*, user: User) -> list[str]:
-    """Replace the user's backup codes with ``BACKUP_CODE_COUNT`` new single-use codes."""
+    """Replace the user's backup codes with ``BACKUP_CODE_COUNT`` new single-use codes. The
+    codes are returned to be shown once; only their keyed HMAC is stored."""
+    codes: set[str] = set()
+    while len(codes) < BACKUP_CODE_COUNT:
+        codes.add(new_backup_code())
+    ordered = sorted(codes)
     with transaction.atomic():
-        StaticDevice.objects.filter(user=user).delete()
-        device = StaticDevice.objects.create(user=user, name="Códigos de recuperação")
-        codes = [StaticToken.random_token() for _ in range(BACKUP_CODE_COUNT)]
-        StaticToken.objects.bulk_create([StaticToken(device=device, token=c) for c in codes])
-    return codes
+        BackupCodeDevice.objects.filter(user=user).delete()
+        device = BackupCodeDevice.objects.create(user=user, name="Códigos de recuperação")
+        BackupCode.objects.bulk_create(
+            [
+                BackupCode(device=device, digest=backup_code_digest(user_id=user.pk, code=c))
+                for c in ordered
+            ]
+        )
+    return ordered
 
 
 def otp_devices_reset(*, user: User) -> int:
     """Remove every second-factor device of ``user`` and end their sessions (a lost phone):
     at the next log-in they enrol again. Returns the number of devices removed."""
     with transaction.atomic():
-        removed = TOTPDevice.objects.filter(user=user).delete()[0]
-        removed += StaticDevice.objects.filter(user=user).count()
-        StaticDevice.objects.filter(user=user).delete()
+        removed = AuthenticatorDevice.objects.filter(user=user).count()
+        removed += BackupCodeDevice.objects.filter(user=user).count()
+        AuthenticatorDevice.objects.filter(user=user).delete()
+        BackupCodeDevice.objects.filter(user=user).delete()
         sessions_end_all_for_user(user=user, reason=UserSession.EndReason.DEVICES)
     return removed
 
@@ -319,13 +334,13 @@ def otp_devices_reset(*, user: User) -> int:
 DEMO_TOTP_KEY_HEX = "3132333435363738393031323334353637383930"
 
 
-def demo_totp_device_seed(*, user: User, key_hex: str = DEMO_TOTP_KEY_HEX) -> TOTPDevice:
+def demo_totp_device_seed(*, user: User, key_hex: str = DEMO_TOTP_KEY_HEX) -> AuthenticatorDevice:
     """Development only: give ``user`` a confirmed authenticator with a known key, so the demo
     logins can pass 2FA (``oathtool --totp -b GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ``, or add that
     key to any authenticator app). Refuses with DEBUG off."""
     if not settings.DEBUG:
         raise RuntimeError("demo TOTP devices are for development (DEBUG) only")
-    device, _created = TOTPDevice.objects.update_or_create(
+    device, _created = AuthenticatorDevice.objects.update_or_create(
         user=user, name="Demo", defaults={"key": key_hex, "confirmed": True}
     )
     return device

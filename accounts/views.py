@@ -27,9 +27,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import devices_for_user
 from django_otp import login as otp_login
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import selectors, services
+from accounts.devices import AuthenticatorDevice
 from accounts.forms import ApiTokenCreateForm, OTPTokenForm
 from accounts.models import ApiToken
 from ispsupport.security import Decision, client_ip, rate_limit
@@ -192,7 +192,7 @@ def otp_verify(request: HttpRequest) -> HttpResponse:
         # so a backup code does not count as a failed app code (django-otp throttles those).
         is_app_code = token.isdigit() and len(token) == 6
         for device in devices:
-            if isinstance(device, TOTPDevice) != is_app_code:
+            if isinstance(device, AuthenticatorDevice) != is_app_code:
                 continue
             if device.verify_is_allowed()[0] and device.verify_token(token):
                 otp_login(request, device)

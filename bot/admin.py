@@ -17,6 +17,9 @@ from bot.models import (
     KnowledgeEntry,
 )
 from bot.services import bot_policy_invalidate
+from compliance.admin_mixins import AccessLoggedAdminMixin
+from compliance.models import AccessLogEntry
+from conversations.selectors import conversations_for_admin
 from ispsupport.admin_history import AuditHistoryMixin
 
 
@@ -199,8 +202,13 @@ class BotPolicyAdmin(AuditHistoryMixin, _InvalidatesPolicy, admin.ModelAdmin):
 
 
 @admin.register(BotDecision)
-class BotDecisionAdmin(admin.ModelAdmin):
-    """Read-only log: what the bot decided and why (no customer text besides transcripts)."""
+class BotDecisionAdmin(AccessLoggedAdminMixin, admin.ModelAdmin):
+    """Read-only log: what the bot decided and why (no customer text besides transcripts).
+
+    Rows of the conversations the user's admin pages show (the console's rule); opening one
+    (it may hold a voice note's transcription) writes the personal-data access log."""
+
+    access_log_action = AccessLogEntry.Action.VIEW_CONVERSATION
 
     list_display = [
         "created_at",
@@ -218,6 +226,16 @@ class BotDecisionAdmin(admin.ModelAdmin):
     list_select_related = ["conversation"]
     date_hierarchy = "created_at"
     ordering = ["-created_at"]
+
+    def get_queryset(self, request: HttpRequest):
+        visible = conversations_for_admin(request.user)
+        return super().get_queryset(request).filter(conversation__in=visible.values("pk"))
+
+    def access_log_customer_id(self, obj: BotDecision) -> int:
+        return obj.conversation.customer_id
+
+    def access_log_team_id(self, obj: BotDecision) -> int | None:
+        return obj.conversation.team_id
 
     def get_readonly_fields(self, request: HttpRequest, obj: BotDecision | None = None):
         return [field.name for field in BotDecision._meta.fields]

@@ -45,7 +45,9 @@ class BotProvider(Provider):
         },
         "bot.escalationrule": {"reason": "Código do motivo (choices)."},
         "bot.knowledgeentry": {
-            "answer": "Resposta da base de conhecimento, escrita pelo provedor."
+            "answer": "Resposta da base de conhecimento, escrita pelo provedor.",
+            "intents": "Intenções a que a resposta se aplica (códigos).",
+            "keywords": "Palavras-chave escritas pelo provedor.",
         },
     }
     legal_basis = (LegalBasis.CONTRACT, LegalBasis.LEGITIMATE_INTEREST)

@@ -13,6 +13,8 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from compliance.services import protocol_moment
+
 RESOLVED_YES = "bot.resolved.yes"
 RESOLVED_NO = "bot.resolved.no"
 
@@ -99,20 +101,22 @@ def menu_list(*, body: str, header: str = "", footer: str = "") -> dict[str, Any
 
 
 def greeting(
-    *, isp_name: str, protocol: str, policy_url: str, dpo_email: str
+    *, isp_name: str, protocol: str, opened_at: Any, policy_url: str, dpo_email: str
 ) -> tuple[str, dict[str, Any]]:
-    """The first message of a contact: greeting, protocol, privacy notice and the menu."""
+    """The first message of a contact: greeting, protocol with its date and time (RGC 765
+    art. 9), privacy notice and the menu."""
     body = "\n\n".join(
         [
             _(
                 "Olá! Você está falando com o atendimento virtual da %(isp)s. "
-                "Seu protocolo é %(protocol)s."
+                "Seu protocolo é %(protocol)s, registrado em %(when)s (horário de Brasília)."
             )
-            % {"isp": isp_name, "protocol": protocol},
+            % {"isp": isp_name, "protocol": protocol, "when": protocol_moment(opened_at)},
             _(
                 "🔒 Privacidade: usamos suas mensagens, áudios e fotos para atender você, com "
-                "apoio de inteligência artificial, e mascaramos CPF, telefone e outros dados "
-                "antes disso. Política: %(url)s · Encarregado de dados: %(dpo)s"
+                "apoio de inteligência artificial (Google Gemini), e mascaramos CPF, telefone e "
+                "outros dados antes disso. O WhatsApp (Meta) e o Google podem tratá-los fora do "
+                "Brasil. Política: %(url)s · Encarregado de dados: %(dpo)s"
             )
             % {"url": policy_url, "dpo": dpo_email},
             _(
@@ -196,11 +200,17 @@ def hand_off(*, reason: str, protocol: str, team_name: str = "", media_type: str
     return f"{opening % {'team': team}} {closing}"
 
 
-def closing(*, protocol: str) -> str:
+def closing(*, protocol: str, opened_at: Any, closed_at: Any) -> str:
+    """The bot's goodbye: the protocol again, with the dates of registration and conclusion."""
     return _(
-        "Que bom que deu certo! Vou encerrar este atendimento (protocolo %(protocol)s). "
+        "Que bom que deu certo! Vou encerrar este atendimento: protocolo %(protocol)s, "
+        "registrado em %(opened)s e concluído em %(closed)s (horário de Brasília). "
         "Se precisar, é só mandar uma mensagem."
-    ) % {"protocol": protocol}
+    ) % {
+        "protocol": protocol,
+        "opened": protocol_moment(opened_at),
+        "closed": protocol_moment(closed_at),
+    }
 
 
 # --- Self-service with the ISP's ERP (bot.selfservice) ------------------------------------------

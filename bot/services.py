@@ -182,6 +182,7 @@ def _decide_and_apply(
         body, interactive = replies.greeting(
             isp_name=settings.ISP_NAME,
             protocol=conversation.protocol,
+            opened_at=conversation.opened_at,
             policy_url=settings.PRIVACY_POLICY_URL,
             dpo_email=settings.DPO_EMAIL,
         )
@@ -233,7 +234,12 @@ def _decide_and_apply(
         _send(conversation, type="interactive", text=body, payload={"interactive": interactive})
         conversation_bump_bot_attempts(conversation=conversation)
     elif outcome.action == "closed":
-        _send(conversation, type="text", text=replies.closing(protocol=conversation.protocol))
+        closing = replies.closing(
+            protocol=conversation.protocol,
+            opened_at=conversation.opened_at,
+            closed_at=timezone.now(),
+        )
+        _send(conversation, type="text", text=closing)
         conversation_close(
             conversation=conversation,
             resolution=Conversation.Resolution.RESOLVED_BY_BOT,

@@ -68,6 +68,8 @@ class ComplianceProvider(Provider):
         "compliance.datasubjectrequest": {
             "retained_legal_basis": "Texto padrão do fundamento legal, sem dados pessoais.",
             "answer_channel": "Escolha entre canais (whatsapp, e-mail, impresso).",
+            "erasure_report": "Só contagens por tipo de dado (ErasureReport), sem dados pessoais.",
+            "third_parties": "Nomes dos operadores e destinatários (Meta, Google, ERP).",
         },
         "compliance.consentrecord": {"text_version": "Versão do texto apresentado."},
         "compliance.requestevent": {"note": "Códigos de situação, sem dados pessoais."},
@@ -77,7 +79,12 @@ class ComplianceProvider(Provider):
         },
         "compliance.incident": {
             "subjects_total_in_activity": "Número, não dado pessoal.",
+            "measures_before": "Medidas técnicas descritas pela equipe; os dados e titulares "
+            "afetados ficam nos campos cifrados (data_nature, description, risks).",
+            "measures_after": "Medidas técnicas descritas pela equipe (ver measures_before).",
+            "mitigation": "Medidas de mitigação descritas pela equipe (ver measures_before).",
         },
+        "compliance.retentionrun": {"counts": "Contagens por classe de dado."},
     }
     legal_basis = (LegalBasis.LEGAL_OBLIGATION, LegalBasis.EXERCISE_OF_RIGHTS)
     retention = (

@@ -317,12 +317,6 @@ FOREIGN_MODEL_ALLOWLIST: dict[str, str] = {
     ),
     "axes.accesslog": "Registro de logins de colaboradores (segurança, Decreto 8.771 art. 13 III).",
     "axes.accessfailurelog": "Falhas de login de colaboradores (segurança, LGPD art. 46).",
-    "otp_totp.totpdevice": "Dispositivo TOTP de um colaborador (nome do aparelho, segredo).",
-    "otp_static.staticdevice": "Códigos reserva de 2FA de um colaborador.",
-    "otp_static.statictoken": "Códigos reserva de 2FA de um colaborador.",
-    "otp_email.emaildevice": "Dispositivo de 2FA por e-mail de um colaborador.",
-    "django_celery_results.taskresult": "Resultados de tarefas: só ids, nunca dados pessoais.",
-    "django_celery_beat.periodictask": "Agenda de tarefas: sem dados pessoais.",
 }
 
 

@@ -8,10 +8,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from compliance import services
+from ispsupport import security
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address as every other log records it (``TRUSTED_PROXY_COUNT`` aware)."""
+    return security.client_ip(request) or None
 
 
 @never_cache

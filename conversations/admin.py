@@ -21,6 +21,8 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Role, Team
+from compliance.admin_mixins import AccessLoggedAdminMixin
+from compliance.models import AccessLogEntry
 from compliance.services import sac_deadline
 from conversations import access, admin_actions, hooks, selectors, sla
 from conversations.admin_filters import (
@@ -73,7 +75,7 @@ def customer_search_q(term: str, *, prefix: str = "") -> Q:
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(AccessLoggedAdminMixin, admin.ModelAdmin):
     list_display = ("__str__", "masked_phone", "contract_ref", "status", "created_at")
     list_filter = ("status",)
     # Searched by customer_search_q (encrypted fields have no SQL search); the non-empty tuple
@@ -83,6 +85,14 @@ class CustomerAdmin(admin.ModelAdmin):
         "Palavras inteiras do nome, telefone completo (com ou sem o 9), CPF, wa_id ou contrato."
     )
     readonly_fields = ("wa_id", "bsuid", "parent_bsuid", "phone_e164", "created_at", "updated_at")
+    access_log_object_type = "customer"
+
+    def get_queryset(self, request):
+        # The console's rule: customers of conversations the user may see (admins, DPO: all).
+        return selectors.customers_for_admin(request.user, super().get_queryset(request))
+
+    def access_log_customer_id(self, obj: Customer) -> int:
+        return obj.pk
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():
@@ -354,8 +364,21 @@ class ConversationAdmin(admin.ModelAdmin):
         ), False
 
 
+class _ShowsAConversation(AccessLoggedAdminMixin):
+    """A page showing a row of a conversation (message, note, bot decision): the access log
+    names the conversation's customer and team."""
+
+    access_log_action = AccessLogEntry.Action.VIEW_CONVERSATION
+
+    def access_log_customer_id(self, obj) -> int:
+        return obj.conversation.customer_id
+
+    def access_log_team_id(self, obj) -> int | None:
+        return obj.conversation.team_id
+
+
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(_ShowsAConversation, admin.ModelAdmin):
     list_display = ("pk", "conversation", "direction", "type", "status", "created_at")
     list_filter = ("direction", "type", "status", "sender_kind")
     search_fields = ("wamid", "conversation__protocol")
@@ -408,7 +431,7 @@ class CannedResponseAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
 
 @admin.register(ConversationNote)
-class ConversationNoteAdmin(admin.ModelAdmin):
+class ConversationNoteAdmin(_ShowsAConversation, admin.ModelAdmin):
     list_display = ("conversation", "author", "created_at")
     search_fields = ("conversation__protocol",)
     list_select_related = ("conversation", "author")

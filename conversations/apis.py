@@ -23,8 +23,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Presence, Team, User
+from compliance.models import AccessLogEntry
 from conversations import access, hooks, selectors, services
 from conversations.models import Conversation, Customer, Message
+from ispsupport.security import client_ip
 
 # --- errors -------------------------------------------------------------------------------------
 
@@ -295,7 +297,15 @@ class ConversationDetailApi(ConsoleApi):
         operation_id="conversations_retrieve", responses={200: ConversationOutput, **ERRORS}
     )
     def get(self, request, pk: int):
-        return Response(ConversationOutput(self.conversation(pk)).data)
+        conversation = self.conversation(pk)
+        selectors.conversation_shown_to_staff(
+            user=request.user,
+            conversation=conversation,
+            ip=client_ip(request) or None,
+            repeat=True,
+            action=AccessLogEntry.Action.API_READ,
+        )
+        return Response(ConversationOutput(conversation).data)
 
 
 class ConversationClaimApi(ConsoleApi):
@@ -451,6 +461,14 @@ class MessageListApi(ConsoleApi):
             )
         except selectors.InvalidCursor:
             raise ApiError("invalid_cursor", _("Cursor inválido."), 400) from None
+        selectors.conversation_shown_to_staff(
+            user=request.user,
+            conversation=conversation,
+            ip=client_ip(request) or None,
+            repeat=True,
+            action=AccessLogEntry.Action.API_READ,
+            object_type="messages",
+        )
         return Response(_page(MessageOutput, rows, next_cursor))
 
     @extend_schema(
@@ -545,6 +563,13 @@ class CustomerLookupApi(ConsoleApi):
             protocol=data.get("protocol", ""),
             cpf=data.get("cpf", ""),
         )
+        for customer in rows:
+            selectors.customer_shown_to_staff(
+                user=request.user,
+                customer=customer,
+                ip=client_ip(request) or None,
+                action=AccessLogEntry.Action.SEARCH,
+            )
         return Response({"results": CustomerOutput(rows, many=True).data})
 
 
@@ -589,6 +614,9 @@ class CustomerDetailApi(ConsoleApi):
             .filter(customer=customer)
             .order_by("-opened_at")
             .values("id", "protocol", "state", "opened_at", "resolution")[:50]
+        )
+        selectors.customer_shown_to_staff(
+            user=request.user, customer=customer, ip=client_ip(request) or None
         )
         return Response(
             {"customer": CustomerOutput(customer).data, "conversations": list(conversations)}

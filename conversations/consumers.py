@@ -8,6 +8,11 @@ client: ``{"type": "ready", ...}``, ``{"type": "event", "seq", "kind", "conversa
 "data", "at"}``, ``{"type": "catchup", "events": [...], "resync": bool}`` and
 ``{"type": "subscribed", "topic", "interval"}``.
 
+Each socket also joins its user's ``accounts.services.user_channel_group``: when sessions end
+(the user, an admin, a password change, a 2FA reset), ``session.revoked`` names the ended
+sessions' key hashes and the sockets opened by those sessions close with ``CLOSE_SESSION_ENDED``
+(their reconnect finds no session and gets ``CLOSE_FORBIDDEN``).
+
 Async, with every database touch in ``database_sync_to_async`` calls to selectors and services:
 relaying an event is then a coroutine, not a hop through the one thread that sync consumers
 share — with 200 agents on one process that hop was most of the fan-out time (bench/console.py).
@@ -23,10 +28,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from accounts.services import hash_key, user_channel_group
 from conversations import access, events, metrics, selectors, services
 from conversations.models import Conversation
 
 CLOSE_FORBIDDEN = 4403
+CLOSE_SESSION_ENDED = 4401
 TYPING_MIN_INTERVAL = 2.0
 
 
@@ -70,9 +77,11 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             return
         self.user = user
         self.user_id = str(user.pk)
-        self.joined = groups
+        session_key = getattr(self.scope.get("session"), "session_key", None) or ""
+        self.session_hash = hash_key(session_key) if session_key else ""
+        self.joined = [*groups, user_channel_group(user.pk)]
         self._typing_at: dict[int, float] = {}
-        for group in groups:
+        for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         metrics.CONSOLE_SOCKETS.inc()
@@ -156,6 +165,11 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             return
         self._typing_at[conversation_id] = now
         await database_sync_to_async(_typing)(self.user, conversation_id)
+
+    async def session_revoked(self, message: dict[str, Any]) -> None:
+        """Sessions of this user ended: close if this socket was opened by one of them."""
+        if self.session_hash and self.session_hash in (message.get("session_key_hashes") or ()):
+            await self.close(code=CLOSE_SESSION_ENDED)
 
     async def console_event(self, message: dict[str, Any]) -> None:
         event = message["event"]

@@ -32,7 +32,7 @@ from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
-from compliance.services import dsr_detect_kind
+from compliance.services import dsr_detect_kind, protocol_moment
 from compliance.services.consent import is_marketing_stop_keyword
 from conversations import events, metrics
 from conversations.models import Conversation, Customer, Message
@@ -59,7 +59,7 @@ class CustomerMessage(Protocol):
 # --- the survey ---------------------------------------------------------------------------------
 
 
-def csat_interactive(conversation: Conversation) -> dict[str, Any]:
+def csat_interactive(conversation: Conversation, *, closed_at: datetime) -> dict[str, Any]:
     """The survey as a Graph interactive list (5 rows; ids ``csat:<conversation>:<1-5>``)."""
     labels = {
         5: _("5 · Excelente"),
@@ -71,7 +71,7 @@ def csat_interactive(conversation: Conversation) -> dict[str, Any]:
     return {
         "type": "list",
         "header": {"type": "text", "text": str(_("Pesquisa de satisfação"))},
-        "body": {"text": csat_text(conversation)},
+        "body": {"text": csat_text(conversation, closed_at=closed_at)},
         "footer": {"text": str(_("Depois, se quiser, deixe um comentário."))},
         "action": {
             "button": str(_("Avaliar")),
@@ -88,10 +88,19 @@ def csat_interactive(conversation: Conversation) -> dict[str, Any]:
     }
 
 
-def csat_text(conversation: Conversation) -> str:
+def csat_text(conversation: Conversation, *, closed_at: datetime) -> str:
+    """The survey's text, which also gives the protocol again with its dates of registration
+    and conclusion (RGC 765 art. 9; Decreto 11.034: the consumer is told the demand ended)."""
     return str(
-        _("Seu atendimento (protocolo %(protocol)s) foi encerrado. Como você avalia o atendimento?")
-        % {"protocol": conversation.protocol}
+        _(
+            "Seu atendimento (protocolo %(protocol)s, registrado em %(opened)s) foi encerrado em "
+            "%(closed)s (horário de Brasília). Como você avalia o atendimento?"
+        )
+        % {
+            "protocol": conversation.protocol,
+            "opened": protocol_moment(conversation.opened_at),
+            "closed": protocol_moment(closed_at),
+        }
     )
 
 
@@ -128,7 +137,8 @@ def csat_request_locked(
                 return None
             # The customer reads Portuguese, whatever language the agent's screen is in.
             with translation.override(settings.LANGUAGE_CODE):
-                text, interactive = csat_text(conversation), csat_interactive(conversation)
+                text = csat_text(conversation, closed_at=now)
+                interactive = csat_interactive(conversation, closed_at=now)
             message = services.message_record_outbound(
                 conversation=conversation,
                 sender_kind=Message.SenderKind.SYSTEM,

@@ -218,6 +218,10 @@ class ConversationsProvider(Provider):
             "data": "Só ids, motivos e números, nunca texto do cliente (docstring do modelo).",
         },
         "conversations.cannedresponse": {"body": "Resposta pronta escrita pela equipe."},
+        "conversations.liveevent": {
+            "data": "Ids, situações e números, nunca texto do cliente (docstring do modelo); "
+            "apagado após CONSOLE_EVENT_RETENTION_MINUTES.",
+        },
     }
     legal_basis = (LegalBasis.CONTRACT, LegalBasis.LEGAL_OBLIGATION)
     retention = (

@@ -18,7 +18,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import Role, User
 from compliance.models import AccessLogEntry
-from compliance.services import access_log_record
+from compliance.services import access_log_mark_seen, access_log_record, access_log_record_once
 from conversations import access, events
 from conversations.identity import customer_identity_q, customer_name_q, customers_by_identity
 from conversations.models import (
@@ -73,6 +73,58 @@ def conversation_history_for_staff(
     return rows
 
 
+def conversation_shown_to_staff(
+    *,
+    user: User,
+    conversation: Conversation,
+    ip: str | None,
+    repeat: bool = False,
+    action: str = AccessLogEntry.Action.VIEW_CONVERSATION,
+    object_type: str = "conversation",
+) -> None:
+    """Write the personal-data access log for a page or API that shows ``conversation`` (its
+    messages, its customer's name and number) to ``user``, after the visibility check.
+
+    An explicit open (``repeat=False``: the console's conversation page) always writes a row.
+    ``repeat=True`` is for what refreshes the same reading — the page's live partials, an
+    integration polling the API — which writes one row per ``ACCESS_LOG_REPEAT_SECONDS``."""
+    fields = {
+        "user": user,
+        "customer_id": conversation.customer_id,
+        "action": action,
+        "ip": ip,
+        "object_type": object_type,
+        "object_id": conversation.pk,
+        "team_id": conversation.team_id,
+    }
+    if repeat:
+        access_log_record_once(**fields)
+        return
+    access_log_record(**fields)
+    access_log_mark_seen(
+        user=user, action=action, object_type=object_type, object_id=conversation.pk
+    )
+
+
+def customer_shown_to_staff(
+    *,
+    user: User,
+    customer: Customer,
+    ip: str | None,
+    action: str = AccessLogEntry.Action.VIEW_CUSTOMER,
+) -> None:
+    """The access log for an API answer that shows a customer's data (repeats: once per
+    ``ACCESS_LOG_REPEAT_SECONDS``)."""
+    access_log_record_once(
+        user=user,
+        customer_id=customer.pk,
+        action=action,
+        ip=ip,
+        object_type="customer",
+        object_id=customer.pk,
+    )
+
+
 # --- who may see what ---------------------------------------------------------------------------
 
 
@@ -105,6 +157,18 @@ def conversations_for_admin(user: User) -> QuerySet[Conversation]:
     if user.is_superuser or user.has_role(Role.ADMIN, Role.DPO):
         return Conversation.objects.all()
     return conversations_visible_to(user)
+
+
+def customers_for_admin(
+    user: User, queryset: QuerySet[Customer] | None = None
+) -> QuerySet[Customer]:
+    """The customers a user's admin pages list (of ``queryset``): those with a conversation
+    the user's admin pages show (``conversations_for_admin``); everyone for admins and the
+    DPO."""
+    qs = Customer.objects.all() if queryset is None else queryset
+    if user.is_superuser or user.has_role(Role.ADMIN, Role.DPO):
+        return qs
+    return qs.filter(pk__in=conversations_for_admin(user).values("customer_id"))
 
 
 def conversation_get_for_user(*, user: User, pk: Any) -> Conversation:

@@ -12,7 +12,8 @@ whenever what they depend on changes, so every list and count below is plain SQL
   customer's wait does not restart.
 - ``anatel_due_at``: the legal deadline of the demand's kind (``request_kind``) from the
   opening of the contact, by ``compliance.services.sac_deadline`` (information and requests
-  10 days, complaints 7, cancellation 2 business days, protocol history 5).
+  10 days, complaints 7, cancellation the provider's target — 2 business days by default —
+  within 7 calendar days, protocol history 5).
 
 A clock is *breached* when the thing it waits for (the first human answer, the close) came
 after it, or has not come and "now" is past it. *Near due*: open, not breached, and a pending

@@ -36,6 +36,7 @@ from conversations.forms import (
 )
 from conversations.models import Conversation, Message
 from conversations.templatetags.console import decorate_rows
+from ispsupport.security import client_ip
 
 ERROR_STATUS: dict[type[services.ServiceError], int] = {
     services.ActionNotAllowed: 403,
@@ -274,10 +275,18 @@ def _get_conversation(request: HttpRequest, pk: int) -> Conversation:
         raise Http404 from None
 
 
+def _shown(request: HttpRequest, conversation: Conversation, *, repeat: bool = True) -> None:
+    """The personal-data access log for a page (or live partial) showing ``conversation``."""
+    selectors.conversation_shown_to_staff(
+        user=request.user, conversation=conversation, ip=client_ip(request) or None, repeat=repeat
+    )
+
+
 @access.console_required
 @require_GET
 def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = _get_conversation(request, pk)
+    _shown(request, conversation, repeat=False)
     if services.conversation_mark_read(conversation=conversation, user=request.user):
         hooks.send_read_receipts_on_commit(conversation.pk)
     return render(
@@ -352,6 +361,7 @@ def row_partial(request: HttpRequest, pk: int) -> HttpResponse:
 def timeline_partial(request: HttpRequest, pk: int) -> HttpResponse:
     """Older items (``?before=<cursor>``) or items since a time (``?since=<iso>``)."""
     conversation = _get_conversation(request, pk)
+    _shown(request, conversation)
     since = parse_datetime(request.GET.get("since") or "") if request.GET.get("since") else None
     try:
         timeline = selectors.conversation_timeline(
@@ -382,6 +392,7 @@ def message_partial(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404 from None
     if message.type == Message.Type.REACTION:
         return HttpResponse(status=204)
+    _shown(request, message.conversation)
     return render(
         request,
         "console/partials/message.html",
@@ -400,6 +411,7 @@ def message_partial(request: HttpRequest, pk: int) -> HttpResponse:
 def panel_partial(request: HttpRequest, pk: int) -> HttpResponse:
     """The conversation header, actions and reply box (re-rendered on state changes)."""
     conversation = _get_conversation(request, pk)
+    _shown(request, conversation)
     return render(request, "console/partials/panel.html", _panel_context(request, conversation))
 
 
@@ -407,6 +419,7 @@ def panel_partial(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def sidebar_partial(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = _get_conversation(request, pk)
+    _shown(request, conversation)
     return render(
         request,
         "console/partials/sidebar.html",

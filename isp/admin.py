@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from compliance.admin_mixins import AccessLoggedAdminMixin
 from conversations.phones import normalize_phone
 from isp.cpf import cpf_digits, is_valid_cpf, mask_cpf
 from isp.formatting import brl
@@ -40,7 +41,7 @@ class InvoiceInline(admin.TabularInline):
 
 
 @admin.register(Contract)
-class ContractAdmin(admin.ModelAdmin):
+class ContractAdmin(AccessLoggedAdminMixin, admin.ModelAdmin):
     list_display = (
         "ref",
         "plan_name",
@@ -57,6 +58,9 @@ class ContractAdmin(admin.ModelAdmin):
     search_fields = ("ref", "city", "neighbourhood", "pop", "olt", "box", "plan_name")
     readonly_fields = ("masked_cpf", "created_at", "updated_at", "synced_at")
     inlines = [ContractPhoneInline, InvoiceInline]
+    # Holder, CPF, address, phones: opening a contract is in the personal-data access log
+    # (the contract is not tied to one customer row, so the row names the contract).
+    access_log_object_type = "contract"
     fieldsets = (
         (None, {"fields": ("ref", "source", "status", "holder_name", "cpf", "masked_cpf")}),
         (

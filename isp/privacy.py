@@ -113,6 +113,7 @@ class ContractsProvider(Provider):
     }
     exempt = {
         "isp.serviceorder": {"reason": "Código do motivo da visita, sem texto do cliente."},
+        "isp.conversationcontract": {"offered": "Ids das janelas de visita oferecidas."},
     }
     legal_basis = (LegalBasis.CONTRACT, LegalBasis.LEGAL_OBLIGATION)
     retention = (
@@ -292,7 +293,11 @@ class OutagesCampaignsProvider(Provider):
             "template_name": "Nome do modelo aprovado pela Meta.",
             "template_body": "Texto do modelo, o mesmo para todos os destinatários.",
             "contract_statuses": "Critério do segmento (ativo, bloqueado…), de ninguém em particular.",
+            "plans": "Critério do segmento (planos), de ninguém em particular.",
+            "cities": "Critério do segmento (cidades), de ninguém em particular.",
+            "parameters": "Valores dos marcadores do modelo, os mesmos para todos os destinatários.",
         },
+        "isp.outage": {"public_message": "Aviso escrito pela equipe, o mesmo para todos."},
     }
     legal_basis = (LegalBasis.CONTRACT, LegalBasis.CONSENT, LegalBasis.LEGITIMATE_INTEREST)
     retention = (

@@ -113,9 +113,9 @@ INSTALLED_APPS = [
     "axes",
     "corsheaders",
     "auditlog",
+    # django-otp's framework only: its otp_totp/otp_static plugins store secrets in clear, so
+    # the devices are accounts' own (accounts/devices.py: encrypted secret, hashed codes).
     "django_otp",
-    "django_otp.plugins.otp_totp",
-    "django_otp.plugins.otp_static",
     "accounts",
     "compliance",
     "conversations",
@@ -416,6 +416,9 @@ ISP_NAME = env_str("ISP_NAME", "FibraNet Telecom")
 # The data-protection officer (encarregado, LGPD Art. 41), shown in the privacy notice.
 DPO_NAME = env_str("DPO_NAME", "Encarregado de Dados")
 DPO_EMAIL = env_str("DPO_EMAIL", "privacidade@fibranet.example")
+# The substitute for absence or vacancy (Res. CD/ANPD 18/2024), in the record of processing.
+DPO_SUBSTITUTE_NAME = env_str("DPO_SUBSTITUTE_NAME", "")
+DPO_SUBSTITUTE_EMAIL = env_str("DPO_SUBSTITUTE_EMAIL", "")
 PRIVACY_POLICY_URL = env_str("PRIVACY_POLICY_URL", "https://fibranet.example/privacidade")
 PROTOCOL_SEQUENCE_DIGITS = 6
 
@@ -485,9 +488,17 @@ COMPLIANCE_RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 500)
 COMPLIANCE_DSR_DEADLINE_DAYS = env_int("DSR_DEADLINE_DAYS", 15)  # LGPD Art. 19 II, calendar days
 COMPLIANCE_DSR_NEAR_DUE_DAYS = env_int("DSR_NEAR_DUE_DAYS", 3)
 COMPLIANCE_EXPORT_LINK_HOURS = env_int("EXPORT_LINK_HOURS", 72)
+# The personal-data access log records a page's live refreshes and an integration's polling of
+# the same object once per this many seconds per user (explicit page opens: every time).
+ACCESS_LOG_REPEAT_SECONDS = env_int("ACCESS_LOG_REPEAT_SECONDS", 300)
 # Carnival and Corpus Christi are federal "pontos facultativos": counted as business days
 # unless this is on (the conservative default gives the earlier incident deadline).
 COMPLIANCE_OPTIONAL_HOLIDAYS_ARE_OFF = env_bool("OPTIONAL_HOLIDAYS_ARE_OFF", False)
+# A cancellation not completed in the contact is due within the provider's target in business
+# days, never later than the 7 calendar days of Decreto 11.034/2022 (0: just that ceiling).
+# Default 2: Res. 632/2014's rule (revoked), stricter than every rule in force; the RGC 765
+# cancellation article is UNCERTAIN (COMPLIANCE-FACTS §3.1). See compliance/services/deadlines.py.
+COMPLIANCE_SAC_CANCELLATION_BUSINESS_DAYS = env_int("SAC_CANCELLATION_BUSINESS_DAYS", 2)
 from celery.schedules import crontab as _crontab  # noqa: E402
 
 CELERY_BEAT_SCHEDULE["whatsapp.sync_templates"] = {
@@ -635,7 +646,7 @@ AUDITLOG_EXCLUDE_TRACKING_MODELS = (
     "contenttypes",
     "sessions",
     "axes",
-    "otp_static.StaticToken",  # the backup codes themselves
+    "accounts.BackupCode",  # the backup codes themselves (keyed hashes)
     "compliance.AccessLogEntry",
     "compliance.AccessLogCheckpoint",
     "compliance.RetentionRun",
@@ -673,7 +684,7 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
     },
     {"model": "accounts.ApiToken", "exclude_fields": ["key_hash", "last_used_at"]},
     {
-        "model": "otp_totp.TOTPDevice",
+        "model": "accounts.AuthenticatorDevice",
         "exclude_fields": [
             "key",
             "last_t",
@@ -685,7 +696,7 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
         ],
     },
     {
-        "model": "otp_static.StaticDevice",
+        "model": "accounts.BackupCodeDevice",
         "exclude_fields": [
             "last_used_at",
             "created_at",

@@ -113,7 +113,8 @@ class EarlyStatus(models.Model):
     timestamp = models.DateTimeField()
     error_code = models.IntegerField(null=True, blank=True)
     error_title = models.CharField(max_length=255, blank=True)
-    error_details = models.TextField(blank=True)
+    # Meta's details can echo the message or the number (as on Message.error_details).
+    error_details = EncryptedTextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

@@ -11,7 +11,8 @@ from compliance import registry
 from compliance.registry import Category, ErasureReport, LegalBasis, Provider, Retention
 from compliance.services import batched_delete
 from compliance.services.retention import retention_cutoff
-from whatsapp.models import WebhookEvent
+from conversations.models import Message
+from whatsapp.models import EarlyStatus, WebhookEvent
 
 
 def identifier_spellings(customer: Any) -> list[str]:
@@ -32,7 +33,11 @@ class WebhookEventsProvider(Provider):
     purpose = _lazy(
         "Guardar o evento de Meta até ser processado e por alguns dias para reprocessamento"
     )
-    fields = {"whatsapp.webhookevent": {"body": Category.CONTENT}}
+    fields = {
+        "whatsapp.webhookevent": {"body": Category.CONTENT},
+        # a delivery status that beat its send's response (swept after a day)
+        "whatsapp.earlystatus": {"error_details": Category.CONTENT},
+    }
     exempt = {
         "whatsapp.webhookevent": {
             "note": "Observação técnica, sem dados pessoais (help_text).",
@@ -94,6 +99,10 @@ class WebhookEventsProvider(Provider):
         report.add("deleted", "whatsapp.webhookevent", events.delete()[0])
         pending = self._events(customer).count()
         report.add("held", "whatsapp.webhookevent (pendente)", pending)
+        # Runs before the conversations provider deletes the messages these statuses await.
+        wamids = Message.objects.filter(conversation__customer=customer).values("wamid")
+        early = EarlyStatus.objects.filter(wamid__in=wamids).delete()[0]
+        report.add("deleted", "whatsapp.earlystatus", early)
 
     def purge(self, *, now: Any, batch_size: int, dry_run: bool) -> dict[str, int]:
         return {

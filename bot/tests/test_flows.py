@@ -11,6 +11,7 @@ import json
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from bot.models import BotDecision, BotPolicy
 from bot.replies import RESOLVED_NO, RESOLVED_YES
@@ -62,10 +63,15 @@ def test_first_message_greets_with_protocol_privacy_notice_and_menu_list(say, co
     assert greeting.type == "interactive"
     body = greeting.text
     assert conversation.protocol in body
+    # RGC 765 art. 9: the protocol goes with the date and time it was registered
+    when = timezone.localtime(conversation.opened_at).strftime("%d/%m/%Y às %H:%M")
+    assert f"{conversation.protocol}, registrado em {when}" in body
     assert settings.ISP_NAME in body
     assert settings.PRIVACY_POLICY_URL in body
     assert settings.DPO_EMAIL in body
     assert "inteligência artificial" in body
+    # who processes the data and that it leaves Brazil (LGPD art. 9, 33; Res. CD/ANPD 19/2024)
+    assert "Google" in body and "Meta" in body and "fora do Brasil" in body
     interactive = greeting.payload["interactive"]
     assert interactive["body"]["text"] == body
     assert_valid_list(interactive)
@@ -183,7 +189,10 @@ def test_second_copy_is_answered_from_the_knowledge_base_and_yes_closes(say, con
     conversation.refresh_from_db()
     assert conversation.state == Conversation.State.CLOSED
     assert conversation.resolution == Conversation.Resolution.RESOLVED_BY_BOT
-    assert conversation.protocol in bot_messages(conversation)[-1].text
+    goodbye = bot_messages(conversation)[-1].text
+    assert conversation.protocol in goodbye
+    when = timezone.localtime(conversation.opened_at).strftime("%d/%m/%Y às %H:%M")
+    assert f"registrado em {when}" in goodbye and "concluído em" in goodbye
 
 
 def test_typed_yes_after_an_answer_also_closes(say, conversation):

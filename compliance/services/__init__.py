@@ -6,8 +6,10 @@ Split by subject: ``dsr`` (data-subject requests), ``consent``, ``access_log``, 
 """
 
 from compliance.services.access_log import (
+    access_log_mark_seen,
     access_log_purge_before,
     access_log_record,
+    access_log_record_once,
     access_log_verify,
 )
 from compliance.services.consent import (
@@ -59,6 +61,7 @@ from compliance.services.records import (
     processing_record_csv,
     processing_record_html,
     processing_record_json,
+    protocol_moment,
     service_record_for_protocol,
     service_record_hold,
     service_record_text,
@@ -67,8 +70,10 @@ from compliance.services.retention import batched_delete, retention_apply
 
 __all__ = [
     "RequestError",
+    "access_log_mark_seen",
     "access_log_purge_before",
     "access_log_record",
+    "access_log_record_once",
     "access_log_verify",
     "active_holds",
     "batched_delete",
@@ -108,6 +113,7 @@ __all__ = [
     "processing_record_csv",
     "processing_record_html",
     "processing_record_json",
+    "protocol_moment",
     "retention_apply",
     "sac_deadline",
     "service_record_for_protocol",

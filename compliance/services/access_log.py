@@ -1,7 +1,10 @@
 """The personal-data access log: append-only, hash-chained (issue 6).
 
 Call ``access_log_record`` from every selector or view that reveals a customer's personal
-data (conversation page, customer page, media download, export download, API reads).
+data (conversation page, customer page, media download, export download, API reads);
+``access_log_record_once`` for views that repeat the same reading every few seconds (a page's
+live partials, an integration polling the API), and ``AccessLoggedAdminMixin``
+(``compliance.admin_mixins``) for admin pages.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -46,11 +51,20 @@ def access_log_hash(entry: AccessLogEntry) -> str:
 
 
 def _last_hash() -> str:
-    last = AccessLogEntry.objects.order_by("-pk").values_list("row_hash", flat=True).first()
-    if last:
-        return last
-    checkpoint = AccessLogCheckpoint.objects.order_by("-last_removed_id").first()
-    return checkpoint.last_removed_hash if checkpoint else GENESIS_HASH
+    """The hash the next row chains to: the last row's, else the last checkpoint's (retention
+    removed every row), else the genesis. One query whatever the table holds, so a page that
+    writes the log costs the same on its first view as on later ones."""
+    qn = connection.ops.quote_name
+    entries, checkpoints = AccessLogEntry._meta.db_table, AccessLogCheckpoint._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COALESCE("  # noqa: S608 (table and column names only)
+            f"(SELECT {qn('row_hash')} FROM {qn(entries)} ORDER BY {qn('id')} DESC LIMIT 1), "
+            f"(SELECT {qn('last_removed_hash')} FROM {qn(checkpoints)} "
+            f"ORDER BY {qn('last_removed_id')} DESC LIMIT 1))"
+        )
+        (last,) = cursor.fetchone()
+    return last or GENESIS_HASH
 
 
 def access_log_record(
@@ -91,6 +105,50 @@ def access_log_record(
         entry.row_hash = access_log_hash(entry)
         entry.save()
     return entry
+
+
+def access_log_record_once(
+    *,
+    user: Any,
+    customer_id: int | None,
+    action: str,
+    object_type: str,
+    object_id: Any,
+    ip: str | None = None,
+    team_id: int | None = None,
+) -> AccessLogEntry | None:
+    """``access_log_record`` unless this user revealed this object by this action in the last
+    ``ACCESS_LOG_REPEAT_SECONDS`` (then None): the first row stands for the whole reading, and
+    a timeline refreshed on every live event does not write a row each time. Without the cache
+    (unreachable) every call records: the log may repeat, never miss."""
+    window = int(getattr(settings, "ACCESS_LOG_REPEAT_SECONDS", 300))
+    if window > 0:
+        key = f"accesslog:seen:{getattr(user, 'pk', '')}:{action}:{object_type}:{object_id}"
+        try:
+            if not cache.add(key, 1, timeout=window):
+                return None
+        except Exception:
+            logger.warning("access log: cache unavailable, recording a repeated view")
+    return access_log_record(
+        user=user,
+        customer_id=customer_id,
+        action=action,
+        ip=ip,
+        object_type=object_type,
+        object_id=object_id,
+        team_id=team_id,
+    )
+
+
+def access_log_mark_seen(*, user: Any, action: str, object_type: str, object_id: Any) -> None:
+    """After an explicit ``access_log_record``: repeats within the window need no new row."""
+    window = int(getattr(settings, "ACCESS_LOG_REPEAT_SECONDS", 300))
+    if window > 0:
+        key = f"accesslog:seen:{getattr(user, 'pk', '')}:{action}:{object_type}:{object_id}"
+        try:
+            cache.set(key, 1, timeout=window)
+        except Exception:
+            logger.warning("access log: cache unavailable")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
@@ -136,6 +137,15 @@ def incident_complement_due_at(notified_at: datetime) -> datetime:
 # --- Anatel / SAC -------------------------------------------------------------------------------
 
 
+# The in-force ceiling for a cancellation that is not completed in the contact: a SAC demand is
+# answered within 7 calendar days (Decreto 11.034/2022), stricter than RGC 765 art. 10's 10 days
+# for requests. RGC 765's own cancellation article was not retrieved (COMPLIANCE-FACTS §3.1,
+# UNCERTAIN), so the provider's target (settings.COMPLIANCE_SAC_CANCELLATION_BUSINESS_DAYS,
+# default 2 business days — the rule of the revoked Res. 632/2014 arts. 14–15, kept because it
+# is stricter than every rule in force) may shorten the ceiling and never lengthen it.
+CANCELLATION_CEILING_DAYS = 7
+
+
 @dataclass(frozen=True)
 class SacDeadline:
     kind: str
@@ -145,10 +155,7 @@ class SacDeadline:
 
 
 # kind → (calendar days, business days, answered in the session, legal basis). The 7/10-day split
-# follows Anatel's own summary of RGC 765 art. 10; cancellation follows the revoked RGC 632
-# (arts. 14–15: effective at once with an attendant, ≤ 2 business days otherwise) because the
-# RGC 765 article was not retrieved — UNCERTAIN, see COMPLIANCE-FACTS §3.1; to be confirmed by
-# the DPO.
+# follows Anatel's own summary of RGC 765 art. 10. Cancellation: see cancellation_rule().
 SAC_RULES: dict[str, tuple[int, int, bool, Any]] = {
     "information": (
         10,
@@ -169,10 +176,13 @@ SAC_RULES: dict[str, tuple[int, int, bool, Any]] = {
         _("RGC Anatel 765/2023 art. 10 e Decreto 11.034/2022: reclamação em até 7 dias"),
     ),
     "cancellation": (
+        CANCELLATION_CEILING_DAYS,
         0,
-        2,
         True,
-        _("Cancelamento: efeito imediato com atendente; até 2 dias úteis sem atendente"),
+        _(
+            "Cancelamento (solicitação): no atendimento (RGC Anatel 765/2023 art. 10); se não "
+            "for possível, até 7 dias (Decreto 11.034/2022), menos que os 10 do art. 10"
+        ),
     ),
     "history": (
         5,
@@ -195,4 +205,13 @@ def sac_deadline(*, opened_at: datetime, kind: str) -> SacDeadline:
     else:
         local_day = timezone.localtime(opened_at, SAO_PAULO).date()
         due = _end_of_day(local_day + timedelta(days=calendar_days))
+    if kind == "cancellation":
+        target = max(0, int(settings.COMPLIANCE_SAC_CANCELLATION_BUSINESS_DAYS))
+        if target:
+            due = min(due, business_deadline(opened_at, target))
+            basis = format_lazy(
+                "{basis}; {target}",
+                basis=basis,
+                target=_("meta do provedor: %(n)d dia(s) útil(eis)") % {"n": target},
+            )
     return SacDeadline(kind=kind, due_at=due, answer_in_session=in_session, basis=basis)

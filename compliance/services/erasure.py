@@ -66,8 +66,8 @@ def erasure_answer_text() -> str:
         "irreversível: cadastro, conversas, mensagens, mídias, decisões do robô e cópias em "
         "cache.\n\nMantemos somente, bloqueado para qualquer outro uso, o que a lei nos obriga "
         "a guardar (LGPD art. 16, I):\n%(retained)s\n\n"
-        "Comunicamos a eliminação aos operadores com quem os dados foram compartilhados "
-        "(LGPD art. 18, §6º):\n%(recipients)s\n\n"
+        "Operadores com quem os dados foram compartilhados e o que acontece com as cópias "
+        "deles após a eliminação (LGPD art. 18, §6º):\n%(recipients)s\n\n"
         "Dúvidas: %(dpo)s (%(email)s). Você também pode peticionar à ANPD ou ao PROCON."
     ) % {
         "retained": erasure_retained_text(),

@@ -71,7 +71,15 @@ def processing_record() -> dict[str, Any]:
         "title": "Registro das operações de tratamento de dados pessoais (LGPD art. 37)",
         "generated_at": timezone.now().isoformat(),
         "controller": settings.ISP_NAME,
-        "dpo": {"name": settings.DPO_NAME, "email": settings.DPO_EMAIL},
+        "dpo": {
+            "name": settings.DPO_NAME,
+            "email": settings.DPO_EMAIL,
+            # Res. CD/ANPD 18/2024: a formally designated substitute ("" until configured)
+            "substitute": {
+                "name": settings.DPO_SUBSTITUTE_NAME,
+                "email": settings.DPO_SUBSTITUTE_EMAIL,
+            },
+        },
         "privacy_policy_url": settings.PRIVACY_POLICY_URL,
         "international_transfer": (
             "Google (Gemini API, plano pago) e Meta (WhatsApp Cloud API) podem tratar dados fora "
@@ -216,6 +224,13 @@ def service_record_for_protocol(
         "response": held.response,
         "held": True,
     }
+
+
+def protocol_moment(moment: Any) -> str:
+    """A protocol's date and time as the customer reads them (RGC 765 art. 9: the protocol is
+    sent "com data e hora"): ``04/12/2026 às 18:05`` in Brasília time."""
+    local = timezone.localtime(moment)
+    return _("%(day)s às %(time)s") % {"day": f"{local:%d/%m/%Y}", "time": f"{local:%H:%M}"}
 
 
 def service_record_text(record: dict[str, Any]) -> str:

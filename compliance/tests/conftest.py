@@ -8,11 +8,10 @@ import pytest
 def login_verified(client, user):
     """Log ``user`` in with a session already verified by a confirmed TOTP device."""
     from django_otp import DEVICE_ID_SESSION_KEY
-    from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
-    if device is None:
-        device = TOTPDevice.objects.create(user=user, name="teste", confirmed=True)
+    from accounts.tests.helpers import verified_device
+
+    device = verified_device(user)
     client.force_login(user)
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id

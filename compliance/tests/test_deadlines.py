@@ -92,7 +92,7 @@ def test_incident_complement_is_20_business_days():
         ("complaint", date(2025, 4, 23)),
         ("information", date(2025, 4, 26)),
         ("history", date(2025, 4, 21)),
-        ("cancellation", date(2025, 4, 22)),  # 2 business days: Thu 17, (Fri 18, Mon 21 off) Tue 22
+        ("cancellation", date(2025, 4, 22)),  # 2 business days: Thu 17, (Fri 18, Mon 21) Tue 22
     ],
 )
 def test_sac_deadlines_per_kind(kind, expected):
@@ -104,3 +104,28 @@ def test_sac_deadlines_per_kind(kind, expected):
 def test_sac_deadline_refuses_unknown_kinds():
     with pytest.raises(KeyError):
         deadlines.sac_deadline(opened_at=at(2025, 4, 16), kind="elogio")
+
+
+def test_the_cancellation_basis_cites_the_rules_in_force():
+    """RGC 765/2023 revoked Res. 632/2014: the basis shown to staff names the rules in force."""
+    basis = str(deadlines.sac_deadline(opened_at=at(2025, 4, 16), kind="cancellation").basis)
+    assert "765/2023" in basis and "11.034/2022" in basis
+    assert "632" not in basis
+
+
+@pytest.mark.parametrize(
+    ("business_days", "expected"),
+    [
+        (2, date(2025, 4, 22)),  # the default target
+        (1, date(2025, 4, 17)),  # a stricter target
+        (0, date(2025, 4, 23)),  # no target: the ceiling, 7 calendar days (Decreto 11.034)
+        (10, date(2025, 4, 23)),  # a target may shorten the ceiling, never lengthen it
+    ],
+)
+def test_the_cancellation_target_is_configurable_within_the_legal_ceiling(
+    settings, business_days, expected
+):
+    settings.COMPLIANCE_SAC_CANCELLATION_BUSINESS_DAYS = business_days
+    deadline = deadlines.sac_deadline(opened_at=at(2025, 4, 16), kind="cancellation")
+    assert deadline.due_at.date() == expected
+    assert deadline.answer_in_session

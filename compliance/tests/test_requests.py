@@ -133,6 +133,7 @@ def test_agent_cannot_open_the_requests(client, agent):
 @pytest.mark.parametrize("fmt", ["html", "csv", "json"])
 def test_dpo_downloads_the_record_of_processing(client, dpo, fmt, settings):
     settings.DPO_NAME = "Maria Encarregada"
+    settings.DPO_SUBSTITUTE_NAME = "João Substituto"
     login_verified(client, dpo)
     response = client.get(f"/admin/compliance/datasubjectrequest/registro-de-tratamento.{fmt}")
     assert response.status_code == 200
@@ -140,6 +141,7 @@ def test_dpo_downloads_the_record_of_processing(client, dpo, fmt, settings):
     assert "Conversas, mensagens e mídias do atendimento" in body
     if fmt != "csv":
         assert "Maria Encarregada" in body
+        assert "João Substituto" in body  # Res. CD/ANPD 18/2024
     if fmt == "json":
         import json
 

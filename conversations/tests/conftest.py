@@ -25,12 +25,13 @@ def login(client, user) -> None:
     """Log ``client`` in as ``user`` with the second factor verified in the session (as after
     a real log-in with a code), creating an authenticator for roles that require one."""
     from django_otp import DEVICE_ID_SESSION_KEY, devices_for_user
-    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts.tests.helpers import verified_device
 
     client.force_login(user)
     device = next(iter(devices_for_user(user)), None)
     if device is None:
-        device = TOTPDevice.objects.create(user=user, name="teste", confirmed=True)
+        device = verified_device(user)
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()

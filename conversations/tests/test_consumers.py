@@ -334,3 +334,76 @@ def test_heartbeat_away_and_back(agent):
         await socket.disconnect()
 
     async_to_sync(scenario)()
+
+
+def _session_hash(socket: WebsocketCommunicator) -> str:
+    cookie = dict(socket.scope["headers"])[b"cookie"].decode().split("=", 1)[1]
+    from accounts.services import hash_key
+
+    return hash_key(cookie)
+
+
+def test_an_admin_ending_a_users_sessions_closes_their_open_sockets(
+    agent, admin_member, django_capture_on_commit_callbacks
+):
+    """Issue 6: an admin ends every session of a user and that user's open WebSockets close
+    within seconds (each socket belongs to its own log-in); a reconnect is refused."""
+    from accounts.models import UserSession
+
+    async def scenario():
+        laptop, _ = await _open(agent)
+        phone, _ = await _open(agent)
+
+        def end_all():
+            admin_client = Client()
+            login(admin_client, admin_member)
+            with django_capture_on_commit_callbacks(execute=True):
+                return admin_client.post(
+                    "/admin/accounts/user/",
+                    {"action": "end_all_sessions", "_selected_action": [str(agent.pk)]},
+                )
+
+        response = await sync_to_async(end_all)()
+        assert response.status_code == 302
+        for socket in (laptop, phone):
+            closed = await socket.receive_output(timeout=3)
+            assert closed == {"type": "websocket.close", "code": 4401}
+        assert not await sync_to_async(
+            UserSession.objects.filter(user=agent, ended_at__isnull=True).exists
+        )()
+
+        again = WebsocketCommunicator(application, "/ws/console/", headers=laptop.scope["headers"])
+        connected, code = await again.connect(timeout=3)
+        assert (connected, code) == (False, 4403)
+
+    async_to_sync(scenario)()
+
+
+def test_ending_one_session_closes_only_its_socket(agent, django_capture_on_commit_callbacks):
+    """The user ends their phone's session from /accounts/sessions/: the phone's socket closes,
+    the laptop's socket (another log-in) stays open and keeps receiving."""
+    from accounts.models import UserSession
+
+    async def scenario():
+        laptop, _ = await _open(agent)
+        phone, _ = await _open(agent)
+        phone_hash = _session_hash(phone)
+
+        def end_phone():
+            record = UserSession.objects.get(key_hash=phone_hash)
+            laptop_client = Client()
+            laptop_client.cookies[settings.SESSION_COOKIE_NAME] = (
+                dict(laptop.scope["headers"])[b"cookie"].decode().split("=", 1)[1]
+            )
+            with django_capture_on_commit_callbacks(execute=True):
+                return laptop_client.post(f"/accounts/sessions/{record.pk}/end/")
+
+        response = await sync_to_async(end_phone)()
+        assert response.status_code == 302
+        assert await phone.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+        assert await laptop.receive_nothing(timeout=0.5)
+        await laptop.send_json_to({"type": "resume", "since": 0})
+        assert (await laptop.receive_json_from(timeout=3))["type"] == "catchup"
+        await laptop.disconnect()
+
+    async_to_sync(scenario)()

@@ -118,6 +118,11 @@
         setConn("closed", "sem acesso");
         return;
       }
+      if (e.code === 4401) {
+        // this log-in was ended (by the user elsewhere, an admin, a password change)
+        setConn("closed", "sessão encerrada");
+        return;
+      }
       setConn("closed", "reconectando…");
       const delay = Math.min(15000, 500 * 2 ** state.retries) + Math.random() * 500;
       state.retries += 1;

@@ -69,18 +69,15 @@ def test_mask_keeps_what_is_not_personal():
 def test_a_whole_inbound_flow_logs_no_personal_data(
     client, log_output, django_capture_on_commit_callbacks
 ):
-    body = envelope(
-        messages=[
-            text_message(
-                wa_id=PHONE,
-                text="Sou a Ana, CPF 123.456.789-09, e-mail ana.souza@example.com.br, "
-                "telefone (11) 98765-4321: estou sem internet",
-            )
-        ]
+    text = (
+        "Sou a Ana, CPF 123.456.789-09, e-mail ana.souza@example.com.br, "
+        "telefone (11) 98765-4321: estou sem internet"
     )
+    body = envelope(messages=[text_message(wa_id=PHONE, text=text)])
     with django_capture_on_commit_callbacks(execute=True):
         assert signed_post(client, body).status_code == 200
     output = log_output.getvalue()
     assert output  # the flow did log something
-    for value in PERSONAL:
+    # ...nor the message itself, nor the profile name Meta sent
+    for value in [*PERSONAL, text, "Sou a Ana", "estou sem internet", "Cliente Teste"]:
         assert value not in output, value

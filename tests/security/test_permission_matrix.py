@@ -34,12 +34,11 @@ from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services as account_services
 from accounts.models import Role, UserSession
 from accounts.tests.factories import UserFactory
-from accounts.tests.helpers import login_verified
+from accounts.tests.helpers import login_verified, verified_device
 
 pytestmark = pytest.mark.django_db
 
@@ -179,9 +178,6 @@ MATRIX: dict[str, tuple[int, int, int, int, int]] = {
     # the record of processing (LGPD Art. 37): the DPO's
     "admin/compliance/datasubjectrequest/registro-de-tratamento.<str:fmt>": (A, F, F, F, 200),
     "admin/compliance/incident/<int:pk>/comunicacao/": (A, F, F, 200, 200),
-    # django-otp's pages that show a device's secret: superusers only
-    "admin/otp_totp/totpdevice/<int:pk>/config/": (A, F, F, F, F),
-    "admin/otp_totp/totpdevice/<int:pk>/qrcode/": (A, F, F, F, F),
     # the user's password form: admins (change_user) only
     "admin/accounts/user/<id>/password/": (A, F, F, 200, F),
     # conversations open when customers write and leave through erasure/retention only
@@ -224,7 +220,6 @@ PARAMS: list[tuple[str, str, Callable[[World, str], Any]]] = [
     ("admin/r/", "content_type_id", lambda w, r: ContentType.objects.get_for_model(w.team).pk),
     ("admin/r/", "object_id", lambda w, r: w.team.pk),
     ("admin/", "app_label", lambda w, r: "accounts"),
-    ("admin/otp_totp/totpdevice/", "pk", lambda w, r: w.users["agent"].totpdevice_set.get().pk),
     ("admin/compliance/", "fmt", lambda w, r: "json"),
     ("admin/compliance/incident/", "pk", lambda w, r: w.objects["compliance.incident"].pk),
     ("admin/", "url", lambda w, r: "nao-existe/"),
@@ -356,7 +351,7 @@ def world(agent, supervisor, admin_member, dpo, customer, team_support) -> World
         user=agent, name="integração", scope="read", expires_in_days=30
     )
     for user in (agent, supervisor, admin_member, dpo):
-        TOTPDevice.objects.create(user=user, name="Celular", confirmed=True)
+        verified_device(user)
     other = UserFactory(username="outra-pessoa", role=Role.AGENT)
     session = UserSession.objects.create(user=other, key_hash="0" * 64, session_key="x")
     incident = django_apps.get_model("compliance", "Incident").objects.create(

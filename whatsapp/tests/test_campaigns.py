@@ -24,6 +24,7 @@ from isp.tasks import bulk_sends_tick, campaign_run
 from ispsupport import ratelimit
 from whatsapp.tests.bulk_helpers import *  # noqa: F403
 from whatsapp.tests.bulk_helpers import post_status, text_of
+from whatsapp.tests.log_capture import *  # noqa: F403
 from whatsapp.tests.loopback import *  # noqa: F403
 
 pytestmark = pytest.mark.django_db
@@ -360,3 +361,30 @@ def test_a_scheduled_campaign_waits_for_its_time(town, django_capture_on_commit_
 
     assert not CampaignRecipient.objects.exists()
     assert not any(b["type"] == "template" for b in graph.sent())
+
+
+def test_a_campaign_run_logs_none_of_the_recipients_data(
+    town, client, django_capture_on_commit_callbacks, graph, settings, logs
+):
+    """Issue 6 ("nothing personal in logs") on bulk sends: the sending task, the outbox and
+    the status webhooks log no recipient's number or name."""
+    settings.CAMPAIGN_SEND_RATE_PER_SECOND = 100
+    campaign = _campaign(status=Campaign.Status.SCHEDULED)
+    _run(django_capture_on_commit_callbacks, graph, campaign)
+    sent = campaign.recipients.filter(state="sent").select_related("message", "customer")
+    assert len(sent) == 4
+    for recipient in sent:
+        post_status(
+            client,
+            django_capture_on_commit_callbacks,
+            wamid=recipient.message.wamid,
+            state="delivered",
+            recipient=recipient.customer.wa_id,
+        )
+
+    numbers = [p.wa_id for p in town.values()]
+    with_plus = ["+" + n for n in numbers]
+    assert logs.written  # the run logged
+    assert not logs.leaks(
+        [*numbers, *with_plus, "Cliente Teste"], masked_only=(*numbers, *with_plus)
+    )

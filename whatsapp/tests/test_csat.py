@@ -95,6 +95,13 @@ def test_closing_sends_the_survey_as_a_list_message_with_the_bearer_token(
     assert conversation.protocol in survey["body"]["text"]
     conversation.refresh_from_db()
     assert conversation.state == "closed" and conversation.csat_requested_at is not None
+    # the protocol is sent again with its dates of registration and conclusion (RGC 765 art. 9)
+    opened, closed = (
+        timezone.localtime(moment).strftime("%d/%m/%Y às %H:%M")
+        for moment in (conversation.opened_at, conversation.closed_at)
+    )
+    assert f"registrado em {opened}" in survey["body"]["text"]
+    assert f"encerrado em {closed}" in survey["body"]["text"]
 
 
 def test_the_rating_and_the_comment_are_recorded_on_the_closed_conversation(

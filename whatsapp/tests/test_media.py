@@ -29,12 +29,11 @@ def _media_root(settings, tmp_path):
 def login(client, user):
     """A staff session that passed the second factor (the console's precondition)."""
     from django_otp import DEVICE_ID_SESSION_KEY
-    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts.tests.helpers import verified_device
 
     client.force_login(user)
-    device = TOTPDevice.objects.filter(user=user).first() or TOTPDevice.objects.create(
-        user=user, name="Teste", confirmed=True
-    )
+    device = verified_device(user)
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()

@@ -26,6 +26,7 @@ from isp.models import Contract, ServiceOrder, TrustUnlock, VisitWindow
 from isp.seed import seed_isp_demo
 from isp.tests.fake_erp import *  # noqa: F403
 from whatsapp.testing import envelope, new_wamid, signed_post, text_message
+from whatsapp.tests.log_capture import *  # noqa: F403
 from whatsapp.tests.loopback import *  # noqa: F403
 
 pytestmark = pytest.mark.django_db
@@ -413,3 +414,33 @@ def test_the_cpf_never_reaches_the_logs_nor_the_model(demo_erp, phone, raw_logs,
     for request in fake_gemini.requests:
         dumped = json.dumps(request.body, ensure_ascii=False)
         assert digits not in dumped and CARLOS_CPF not in dumped
+
+
+def test_a_whole_self_service_turn_logs_none_of_the_customers_data(demo_erp, phone, logs):
+    """Issue 6 ("nothing personal in logs") on the ERP flow: CPF, contract choice, bill with
+    PIX; neither the log files nor any record carry the number, the CPF, the holder's name
+    and address, the bill's codes or what the customer wrote."""
+    carlos = phone(STRANGER)
+    said = ["quero a segunda via do boleto", f"meu cpf é {CARLOS_CPF}"]
+    for text in said:
+        carlos.say(text)
+    sent = carlos.tap("isp.contract.1", "Contrato 10005", kind="list_reply")
+    invoice = open_invoice("10005")
+    assert invoice.pix_code in [text_of(b) for b in sent]  # the flow ran to the bill
+
+    contract = Contract.objects.get(ref="10005")
+    digits = CARLOS_CPF.replace(".", "").replace("-", "")
+    personal = [
+        STRANGER,
+        "+" + STRANGER,
+        CARLOS_CPF,
+        digits,
+        "Cliente Teste",  # the WhatsApp profile name
+        contract.holder_name,
+        contract.address,
+        invoice.digitable_line,
+        invoice.pix_code,
+        *said,
+    ]
+    assert logs.written and logs.raw  # the flow logged
+    assert not logs.leaks(personal, masked_only=(STRANGER, "+" + STRANGER, CARLOS_CPF, digits))

@@ -264,6 +264,35 @@ def test_status_before_the_send_is_recorded_is_kept_for_later(client):
     assert EarlyStatus.objects.filter(wamid="wamid.NOTYET", status="delivered").exists()
 
 
+def test_an_early_failure_keeps_metas_details_encrypted_at_rest(client):
+    """A failed status that beats its send's response waits in EarlyStatus; Meta's details can
+    echo the number, so they are ciphertext in the column (as on Message)."""
+    from django.db import connection
+
+    from ispsupport import crypto
+
+    error = {
+        "code": 131030,
+        "title": "Recipient phone number not in allowed list",
+        "message": "Recipient phone number not in allowed list",
+        "error_data": {"details": "Recipient phone number 5511987654321 not in allowed list"},
+    }
+    signed_post(
+        client,
+        envelope(statuses=[status(wamid="wamid.EARLYFAIL", status="failed", errors=[error])]),
+    )
+    _process_all()
+    early = EarlyStatus.objects.get(wamid="wamid.EARLYFAIL", status="failed")
+    assert "5511987654321" in early.error_details
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT error_details FROM {EarlyStatus._meta.db_table} WHERE id = %s",  # noqa: S608
+            [early.pk],
+        )
+        (raw,) = cursor.fetchone()
+    assert raw.startswith(crypto.TOKEN_PREFIX) and "5511987654321" not in raw
+
+
 def test_unknown_field_is_stored_and_ignored(client):
     payload = envelope(field="account_update")
     payload["entry"][0]["changes"][0]["value"] = {"event": "DISABLED_UPDATE"}
