@@ -16,7 +16,7 @@ from django.db import connection
 
 from compliance.registry import ErasureReport
 from conversations.tests.factories import CustomerFactory
-from isp import imports
+from isp.imports.rows import parse_brl, parse_phones
 from isp.models import Contract, ContractPhone, cpf_index, phone_index
 from isp.privacy import ContractsProvider
 
@@ -395,7 +395,7 @@ def test_no_value_of_the_file_reaches_the_logs_or_the_report(tmp_path, caplog):
     ],
 )
 def test_amounts_in_reais_are_read_as_erps_write_them(raw, expected):
-    assert imports._parse_brl(raw) == expected
+    assert parse_brl(raw) == expected
 
 
 @pytest.mark.parametrize(
@@ -411,7 +411,7 @@ def test_amounts_in_reais_are_read_as_erps_write_them(raw, expected):
     ],
 )
 def test_phones_are_normalised_to_e164_with_the_ninth_digit(cell, phones):
-    parsed, problems = imports._parse_phones(cell)
+    parsed, problems = parse_phones(cell)
     assert problems == [] and sorted(parsed.values()) == phones
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from isp.imports import DEFAULT_ENCODING, ImportFileError, contracts_import, import_report_csv
 from ispsupport.progress import ProgressBar
@@ -57,14 +58,13 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         path = Path(options["file"])
         if not path.is_file():
-            raise CommandError(f"Arquivo não encontrado: {path}", returncode=2)
+            raise CommandError(_("Arquivo não encontrado: %(path)s") % {"path": path}, returncode=2)
         report_path = Path(options["report"]) if options["report"] else _default_report(path)
         batch_size = options["batch_size"] or settings.CONTRACT_IMPORT_BATCH_SIZE
         bar = None
         if not options["no_progress"]:
-            bar = ProgressBar(
-                self._draw, "importando" if not options["dry_run"] else "validando", unit="linhas"
-            )
+            label = _("validando") if options["dry_run"] else _("importando")
+            bar = ProgressBar(self._draw, label, unit=_("linhas"))
         try:
             result = contracts_import(
                 open_file=lambda: path.open("rb"),
@@ -75,7 +75,9 @@ class Command(BaseCommand):
             )
         except ImportFileError as exc:
             raise CommandError(
-                f"{path.name}: {exc.message} Nada foi importado.", returncode=2
+                _("%(file)s: %(reason)s Nada foi importado.")
+                % {"file": path.name, "reason": exc.message},
+                returncode=2,
             ) from exc
         finally:
             if bar:
@@ -84,33 +86,62 @@ class Command(BaseCommand):
             report_path.write_bytes(import_report_csv(result))
         except OSError as exc:
             raise CommandError(
-                f"Não foi possível gravar o relatório em {report_path}: {exc.strerror}",
+                _("Não foi possível gravar o relatório em %(path)s: %(reason)s")
+                % {"path": report_path, "reason": exc.strerror},
                 returncode=2,
             ) from exc
 
-        verb = (
-            ("seriam criados", "seriam atualizados")
-            if result.dry_run
-            else ("criados", "atualizados")
-        )
         out = self.stdout.write
-        out(
-            f"{path.name}: {result.total} linha(s) lida(s){' (só validação: nada gravado)' if result.dry_run else ''}"
-        )
-        out(
-            f"  {verb[0]}: {result.created} · {verb[1]}: {result.updated} · "
-            f"sem alteração: {result.unchanged} · rejeitados: {result.rejected}"
-        )
+        counts = {
+            "created": result.created,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "rejected": result.rejected,
+        }
+        if result.dry_run:
+            out(
+                _("%(file)s: %(rows)d linha(s) lida(s) (só validação: nada gravado)")
+                % {"file": path.name, "rows": result.total}
+            )
+            line = _(
+                "seriam criados: %(created)d · seriam atualizados: %(updated)d · "
+                "sem alteração: %(unchanged)d · rejeitados: %(rejected)d"
+            )
+        else:
+            out(
+                _("%(file)s: %(rows)d linha(s) lida(s)") % {"file": path.name, "rows": result.total}
+            )
+            line = _(
+                "criados: %(created)d · atualizados: %(updated)d · "
+                "sem alteração: %(unchanged)d · rejeitados: %(rejected)d"
+            )
+        out("  " + line % counts)
         if result.ignored_columns:
-            out(f"  colunas ignoradas (desconhecidas): {', '.join(result.ignored_columns)}")
+            out(
+                "  "
+                + _("colunas ignoradas (desconhecidas): %(columns)s")
+                % {"columns": ", ".join(result.ignored_columns)}
+            )
         if result.failed_batches:
-            out(f"  lotes desfeitos por erro do banco de dados: {result.failed_batches}")
+            out(
+                "  "
+                + _("lotes desfeitos por erro do banco de dados: %(n)d")
+                % {"n": result.failed_batches}
+            )
         for rejection in result.rejections[:SHOWN_REJECTIONS]:
             column = f" [{rejection.column}]" if rejection.column else ""
-            out(f"  linha {rejection.line}{column}: {rejection.reason}")
+            out(
+                "  "
+                + _("linha %(line)d%(column)s: %(reason)s")
+                % {"line": rejection.line, "column": column, "reason": rejection.reason}
+            )
         if len(result.rejections) > SHOWN_REJECTIONS:
-            out(f"  … e mais {len(result.rejections) - SHOWN_REJECTIONS} motivo(s) no relatório")
-        out(f"  relatório das linhas rejeitadas: {report_path}")
+            out(
+                "  "
+                + _("… e mais %(n)d motivo(s) no relatório")
+                % {"n": len(result.rejections) - SHOWN_REJECTIONS}
+            )
+        out("  " + _("relatório das linhas rejeitadas: %(path)s") % {"path": report_path})
         if not result.ok:
             sys.exit(1)
 
