@@ -7,12 +7,14 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
 from compliance.registry import ErasureReport
 from conversations.tests.factories import CustomerFactory
@@ -73,6 +75,7 @@ def state() -> list[tuple]:
                 c.olt,
                 c.monthly_price,
                 c.updated_at,
+                c.synced_at,
                 sorted((p.pk, p.phone, p.phone_index) for p in c.phones.all()),
             )
         )
@@ -182,6 +185,21 @@ def test_importing_the_same_file_twice_changes_nothing_the_second_time(tmp_path)
     assert state() == before  # same rows, same phone rows, not even updated_at moved
 
 
+def test_a_reimport_days_later_only_renews_the_date_retention_counts_from(tmp_path):
+    path = write(tmp_path, [HEADER, *GOOD])
+    run(path)
+    long_ago = timezone.now() - timedelta(days=30)
+    Contract.objects.update(synced_at=long_ago)
+    before = Contract.objects.get(ref="40001")
+
+    code, out, _err = run(path)
+
+    assert code == 0 and "sem alteração: 3" in out
+    after = Contract.objects.get(ref="40001")
+    assert after.synced_at > long_ago + timedelta(days=29)
+    assert (after.updated_at, after.holder_name) == (before.updated_at, before.holder_name)
+
+
 def test_a_changed_row_updates_its_contract_and_replaces_its_phones(tmp_path):
     run(write(tmp_path, [HEADER, *GOOD]))
     untouched = state()[0]
@@ -198,6 +216,12 @@ def test_a_changed_row_updates_its_contract_and_replaces_its_phones(tmp_path):
     ricardo = Contract.objects.get(ref="40002")
     assert ricardo.plan_name == "Fibra 1 Giga"
     assert [p.phone for p in ricardo.phones.all()] == ["+5511970000002"]
+    # Rewritten by bulk_update: still encrypted at rest, still found by its CPF's index.
+    assert (ricardo.holder_name, ricardo.cpf) == ("Ricardo Nogueira", "87379681907")
+    assert Contract.objects.get(cpf_index=cpf_index("87379681907")) == ricardo
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT holder_name FROM isp_contract WHERE ref = %s", ["40002"])
+        assert cursor.fetchone()[0].startswith("gAAAAA")
     assert state()[0] == untouched
 
 
