@@ -162,3 +162,16 @@ def test_retention_removes_uploads_left_behind_and_old_runs(client, supervisor, 
     ContractImport.objects.update(created_at=now - timedelta(days=91))
     assert provider.purge(now=now, batch_size=10, dry_run=False)["contract_imports"] == 1
     assert not ContractImport.objects.exists()
+
+
+def test_a_large_upload_kept_in_a_temporary_file_is_checked_and_imported(
+    client, supervisor, media_root, settings, django_capture_on_commit_callbacks
+):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 64  # Django spools it to a temporary file
+    login_verified(client, supervisor)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(client)
+
+    assert response.status_code == 302
+    assert ContractImport.objects.get().created_count == 2
