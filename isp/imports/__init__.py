@@ -12,8 +12,8 @@ contract is not proof of who writes from it (identity is checked per conversatio
 unchanged by it. Who holds it is compared through the CPF's blind index, the phones through
 theirs (``isp.models.cpf_index``/``phone_index``): nothing is decrypted to compare them, and
 only the holder's name and address (encrypted, randomised) are decrypted. Running the same
-file twice changes nothing the second time but the date of the last import (``synced_at``,
-from which retention counts).
+file twice writes nothing the second time (``synced_at``, from which retention counts, is
+renewed on unchanged contracts once it is a day old).
 
 **Validation** (each problem of a row is one line of the report, with its line number, column
 and a pt-BR reason; the row is rejected, the rest goes on): required fields; CPF check digits
@@ -22,15 +22,20 @@ and a pt-BR reason; the row is rejected, the rest goes on): required fields; CPF
 lengths of the model's columns; numbers and BRL amounts; a contract repeated in the file (the
 first occurrence wins); a contract that is the demo ERP's own record.
 
-**Writes.** In batches of ``batch_size`` valid rows, each one transaction with bulk inserts and
-updates (encrypted fields are encrypted by the field on every bulk path; the index columns are
-computed here with the models' own functions). A batch that fails at the database is rolled
+**Writes.** In batches of ``batch_size`` valid rows, each one transaction: new rows by ``COPY``
+(PostgreSQL) or ``executemany``, every value through its field's ``get_db_prep_save`` (so
+encrypted fields are encrypted by the field), changed rows by ``bulk_update``; the CPF and phone
+index columns come from the models' own functions (``isp.imports.batches``). A batch that fails at the database is rolled
 back whole and its rows reported; the next batch goes on. ``dry_run`` reads and classifies
 every row and writes nothing.
 
 A first pass decodes the whole file and counts its rows before anything is written, so a file
 in the wrong encoding or with a broken header is refused whole (``ImportFileError``).
 Nothing here logs a value of the file.
+
+Modules: ``csvfile`` (columns, header, decoding), ``rows`` (one row's validation), ``batches``
+(writing a batch), ``service`` (the import and its report), ``runs`` (uploads through the
+admin, ``isp.ContractImport``).
 """
 
 from isp.imports.csvfile import COLUMNS, DEFAULT_ENCODING, Column, ImportFileError
