@@ -451,3 +451,14 @@ def test_erasure_deletes_the_imported_copies_of_a_customers_contracts(tmp_path):
 
     assert report.deleted["isp.contract"] == 1
     assert sorted(Contract.objects.values_list("ref", flat=True)) == ["40001", "40003"]
+
+
+def test_campaign_segments_and_outage_regions_reach_imported_contracts(tmp_path):
+    from isp.selectors import Region, contract_phones, contracts_in_region, contracts_segment
+
+    run(write(tmp_path, [HEADER, *GOOD]))
+
+    segment = contracts_segment(cities=["são paulo"], statuses=["active", "blocked"])
+    assert sorted(segment.values_list("ref", flat=True)) == ["40001", "40002"]
+    assert list(contracts_in_region(Region(olt="OLT-2")).values_list("ref", flat=True)) == ["40003"]
+    assert contract_phones(segment)["40001"] == ["+5511998712001"]
