@@ -91,6 +91,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "isp.add_campaign",
         "isp.change_campaign",
         "isp.view_campaignrecipient",
+        # The customer-base import (upload the ERP export, follow it, download the report).
+        "isp.view_contractimport",
+        "isp.add_contractimport",
     ],
     "admin": [
         "accounts.*",
@@ -150,6 +153,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "isp.change_campaign",
         "isp.view_campaignrecipient",
         "isp.delete_campaign",
+        "isp.view_contractimport",
+        "isp.add_contractimport",
         "auth.view_group",
         # Log-in lockouts (django-axes): see them and unlock by deleting the attempt.
         "axes.view_accessattempt",

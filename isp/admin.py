@@ -157,5 +157,6 @@ class TrustUnlockAdmin(admin.ModelAdmin):
         return False
 
 
-# Outages and campaigns live in their own modules; importing them registers their admins.
-from isp import campaign_admin, outage_admin  # noqa: E402, F401
+# Outages, campaigns and the customer-base import live in their own modules; importing them
+# registers their admins.
+from isp import campaign_admin, import_admin, outage_admin  # noqa: E402, F401

@@ -1,13 +1,18 @@
 """What only an ISP needs: contracts with their plan, status and place in the network, invoices,
 technical-visit windows, trust unlocks, and who a WhatsApp conversation has proved to be.
 
-Two kinds of ``Contract`` rows share one table, told apart by ``source``:
+Three kinds of ``Contract`` rows share one table, told apart by ``source``:
 
 - ``demo``: the demo ERP's own records (``seed_demo``), read by ``isp.erp.demo``. They stand for
   the ISP's management system, so erasure keeps them (the ERP owns them) and only our cached
   copies go.
 - ``erp``: our cached copy of a contract the real ERP returned (``isp.erp.rest``), refreshed on
   every look-up; erased on request and purged when stale.
+- ``import``: our copy of a contract from the ERP's export file (``manage.py import_customers``
+  or the admin upload, ``isp.imports``), so campaigns and outages reach the whole customer base,
+  not only the customers the bot looked up. A copy like ``erp`` (erased on request, purged
+  when no import or look-up brought it for ``RETENTION_ERP_CACHE_DAYS``); the demo ERP serves
+  these too, so an imported base can be tried in ``make run``.
 
 Both carry the same **region/node tags** — ``city``, ``neighbourhood``, ``pop``, ``olt``,
 ``box`` (CTO/splitter box) — in plain, indexed columns so an outage register ("every contract
@@ -18,6 +23,7 @@ personal data: encrypted at rest, with keyed blind indexes for the exact look-up
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from django.conf import settings
@@ -49,6 +55,10 @@ class Contract(models.Model):
     class Source(models.TextChoices):
         DEMO = "demo", _("ERP de demonstração")
         ERP = "erp", _("Cópia do ERP")
+        IMPORT = "import", _("Importado do ERP (arquivo)")
+
+    # Our copies of the ERP's records: erased on request, purged when stale.
+    COPY_SOURCES = (Source.ERP, Source.IMPORT)
 
     class Status(models.TextChoices):
         ACTIVE = "active", _("Ativo")
@@ -101,7 +111,12 @@ class Contract(models.Model):
     created_at = models.DateTimeField(_("criado em"), auto_now_add=True)
     updated_at = models.DateTimeField(_("atualizado em"), auto_now=True)
     synced_at = models.DateTimeField(
-        _("lido do ERP em"), null=True, blank=True, help_text=_("Só para cópias do ERP.")
+        _("lido do ERP em"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Só para cópias do ERP: a última consulta ou importação que trouxe o contrato."
+        ),
     )
 
     class Meta:
@@ -155,6 +170,74 @@ class ContractPhone(models.Model):
     def __str__(self) -> str:
         p = self.phone or ""
         return f"{p[:5]}•••••{p[-4:]}" if len(p) > 9 else "•••"
+
+
+def import_upload_to(instance: models.Model, filename: str) -> str:
+    """A random storage name: the name the file had on the uploader's computer is not kept."""
+    return f"isp/imports/{uuid.uuid4().hex}.csv"
+
+
+def import_report_to(instance: models.Model, filename: str) -> str:
+    return f"isp/imports/reports/{uuid.uuid4().hex}.csv"
+
+
+class ContractImport(models.Model):
+    """One upload of the customer base through the admin (``isp.imports``), and its outcome.
+
+    The uploaded CSV holds personal data: it is written through the default (encrypted)
+    storage, read by the import task and **deleted when the import ends**, whatever the outcome
+    (retention ``contract_import_files`` removes any left behind). The rejected-rows report keeps
+    only line numbers, column names and reasons. Runs are purged by ``contract_imports``.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Na fila")
+        RUNNING = "running", _("Importando")
+        DONE = "done", _("Concluída")
+        FAILED = "failed", _("Arquivo recusado")
+
+    file = models.FileField(_("arquivo CSV"), upload_to=import_upload_to, blank=True)
+    dry_run = models.BooleanField(
+        _("só validar"), default=False, help_text=_("Confere todas as linhas sem gravar nada.")
+    )
+    status = models.CharField(
+        _("situação"), max_length=8, choices=Status.choices, default=Status.PENDING
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("enviado por"),
+    )
+    created_at = models.DateTimeField(_("enviado em"), auto_now_add=True)
+    started_at = models.DateTimeField(_("início"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("fim"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(_("último lote em"), null=True, blank=True)
+    total_rows = models.PositiveIntegerField(_("linhas no arquivo"), default=0)
+    processed_rows = models.PositiveIntegerField(_("linhas processadas"), default=0)
+    created_count = models.PositiveIntegerField(_("criados"), default=0)
+    updated_count = models.PositiveIntegerField(_("atualizados"), default=0)
+    unchanged_count = models.PositiveIntegerField(_("sem alteração"), default=0)
+    rejected_count = models.PositiveIntegerField(_("rejeitados"), default=0)
+    error = models.TextField(_("motivo da recusa do arquivo"), blank=True)
+    report = models.FileField(
+        _("relatório das linhas rejeitadas"), upload_to=import_report_to, blank=True
+    )
+
+    class Meta:
+        verbose_name = _("importação da base de clientes")
+        verbose_name_plural = _("importações da base de clientes")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"], name="contract_import_status")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} · {timezone.localtime(self.created_at):%d/%m/%Y %H:%M}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.PENDING, self.Status.RUNNING)
 
 
 class Invoice(models.Model):

@@ -7,9 +7,14 @@ What we hold about a customer here, and whose it is:
   system; the demo tables stand for it. They are the ISP's contract records (LGPD art. 7º, V,
   and the Anatel contract-keeping duties), so an erasure here *keeps* them, says so in the
   answer, and the ISP handles the request in its ERP.
-- **Our cached copies** — contracts a real ERP returned (``source=erp``), trust-unlock grants
-  recorded for them, and each conversation's identification state. Erased on request, and
-  purged by retention (``erp_cache``, ``trust_unlocks``, ``identity_states``).
+- **Our cached copies** — contracts a real ERP returned (``source=erp``) or an imported ERP
+  export brought (``source=import``), trust-unlock grants recorded for them, and each
+  conversation's identification state. Erased on request, and purged by retention
+  (``erp_cache``, ``trust_unlocks``, ``identity_states``).
+- **Import uploads** — the CSV a supervisor uploads (``isp.ContractImport.file``), encrypted
+  at rest and deleted when its import ends (``contract_import_files`` removes any left behind);
+  it is not linked to a data subject until imported, so it is exported and erased through the
+  contracts it becomes.
 
 A customer's contracts are found through their conversations' identification states, their
 WhatsApp number (phone blind index) and, when known, their CPF (CPF blind index).
@@ -31,6 +36,7 @@ from isp.cpf import is_valid_cpf
 from isp.models import (
     CampaignRecipient,
     Contract,
+    ContractImport,
     ContractPhone,
     ConversationContract,
     Invoice,
@@ -121,7 +127,10 @@ class ContractsProvider(Provider):
             "identity_states",
             _lazy("após a identificação expirar"),
         ),
-        Retention("erp_cache", _lazy("após a última leitura no ERP (cópias do ERP)")),
+        Retention(
+            "erp_cache",
+            _lazy("após a última leitura no ERP ou importação (cópias do ERP)"),
+        ),
         Retention(
             "trust_unlocks",
             _lazy("após a concessão do desbloqueio (política do provedor)"),
@@ -211,14 +220,14 @@ class ContractsProvider(Provider):
         }
 
     def object_refs(self, customer: Any):
-        for contract in _subject_contracts(customer).filter(source=Contract.Source.ERP):
+        for contract in _subject_contracts(customer).filter(source__in=Contract.COPY_SOURCES):
             yield ("isp.contract", str(contract.pk))
             for phone in contract.phones.all():
                 yield ("isp.contractphone", str(phone.pk))
 
     def erase(self, customer: Any, report: ErasureReport, *, request: Any = None) -> None:
         contracts = _subject_contracts(customer)
-        copies = contracts.filter(source=Contract.Source.ERP)
+        copies = contracts.filter(source__in=Contract.COPY_SOURCES)
         copy_refs = list(copies.values_list("ref", flat=True))
         report.add(
             "deleted",
@@ -255,7 +264,8 @@ class ContractsProvider(Provider):
             ),
             "erp_cache": batched_delete(
                 Contract.objects.filter(
-                    source=Contract.Source.ERP, synced_at__lt=retention_cutoff("erp_cache", now)
+                    source__in=Contract.COPY_SOURCES,
+                    synced_at__lt=retention_cutoff("erp_cache", now),
                 ),
                 batch_size=batch_size,
                 dry_run=dry_run,
@@ -397,6 +407,65 @@ class OutagesCampaignsProvider(Provider):
         }
 
 
+class ContractImportsProvider(Provider):
+    """The customer-base CSV a supervisor uploads, between the upload and the end of its import."""
+
+    key = "isp.contract_imports"
+    label = _lazy("Arquivos da base de clientes enviados para importação")
+    purpose = _lazy(
+        "Importar a base de clientes exportada do ERP (titular, CPF, telefones, contrato, plano, "
+        "região) para identificar clientes, avisar de falhas e enviar campanhas"
+    )
+    fields = {"isp.contractimport": {"file": Category.IDENTIFICATION}}
+    exempt = {
+        "isp.contractimport": {
+            "report": "Relatório das linhas rejeitadas: número da linha, coluna e motivo, sem "
+            "nenhum valor do arquivo.",
+        }
+    }
+    legal_basis = (LegalBasis.CONTRACT,)
+    retention = (
+        Retention(
+            "contract_import_files",
+            _lazy("após o envio (cada importação apaga o seu arquivo ao terminar)"),
+        ),
+        Retention("contract_imports", _lazy("após a importação (contagens e relatório)")),
+    )
+    recipients = ()
+    order = 11
+
+    # The file is not linked to a data subject until it is imported: its rows become contracts
+    # (exported and erased by ``isp.contracts``); the file itself lives minutes.
+
+    def purge(self, *, now: Any, batch_size: int, dry_run: bool) -> dict[str, int]:
+        leftover = ContractImport.objects.exclude(file="").filter(
+            created_at__lt=retention_cutoff("contract_import_files", now)
+        )
+        old_runs = ContractImport.objects.filter(
+            created_at__lt=retention_cutoff("contract_imports", now)
+        )
+        if dry_run:
+            return {"contract_import_files": leftover.count(), "contract_imports": old_runs.count()}
+        files = 0
+        for run in leftover.iterator():
+            run.file.storage.delete(run.file.name)
+            ContractImport.objects.filter(pk=run.pk).update(
+                file="",
+                status=ContractImport.Status.FAILED,
+                error=_("O arquivo expirou antes de ser importado: envie-o de novo."),
+            )
+            files += 1
+        runs = 0
+        for run in old_runs.iterator():
+            for stored in (run.file, run.report):
+                if stored:
+                    stored.storage.delete(stored.name)
+            run.delete()
+            runs += 1
+        return {"contract_import_files": files, "contract_imports": runs}
+
+
 def register_all() -> None:
     registry.register(ContractsProvider())
     registry.register(OutagesCampaignsProvider())
+    registry.register(ContractImportsProvider())

@@ -169,11 +169,12 @@ def identity_done(*, state: models.ConversationContract) -> None:
 
 def contract_mirror(*, contract: erp.Contract) -> models.Contract | None:
     """Keep our copy of a contract a real ERP returned, so outages and campaign segments can
-    query its region tags. Demo contracts are already ours: nothing to copy."""
+    query its region tags. Demo contracts are already ours: nothing to copy. A copy from an
+    imported file is refreshed too (and stays marked as imported)."""
     if get_adapter().name == "demo":
         return None
     existing = models.Contract.objects.filter(ref=contract.ref).first()
-    if existing is not None and existing.source != models.Contract.Source.ERP:
+    if existing is not None and existing.source not in models.Contract.COPY_SOURCES:
         return existing
     now = timezone.now()
     with transaction.atomic():

@@ -1,4 +1,5 @@
-"""Celery entry points of isp: outage detection, the outage all-clear and campaign sends.
+"""Celery entry points of isp: outage detection, the outage all-clear, campaign sends and the
+customer-base import uploaded in the admin.
 
 Tasks take ids and call one service. The bulk senders (``isp.bulk``) work in batches and say
 when to run again; a worker re-enqueues itself for that moment. Without a broker (the embedded
@@ -18,11 +19,17 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
 
-from isp import bulk, campaigns, outages
+from isp import bulk, campaigns, imports, outages
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["bulk_sends_tick", "campaign_run", "detect_outage", "outage_all_clear"]
+__all__ = [
+    "bulk_sends_tick",
+    "campaign_run",
+    "contract_import_run",
+    "detect_outage",
+    "outage_all_clear",
+]
 
 # Batches one eager run may chain before it leaves the rest to the tick.
 _EAGER_MAX_BATCHES = 1000
@@ -61,6 +68,13 @@ def campaign_run(self, campaign_id: int) -> int:
         campaign_run,
         campaign_id,
     )
+
+
+@shared_task(name="isp.contract_import_run", acks_late=True, ignore_result=True)
+def contract_import_run(import_id: int) -> str:
+    """Import an uploaded customer-base CSV (admin), then delete the file."""
+    run = imports.contract_import_run(import_id=import_id)
+    return run.status if run else "missing"
 
 
 @shared_task(name="isp.bulk_sends_tick", ignore_result=True)

@@ -483,6 +483,10 @@ COMPLIANCE_RETENTION_DAYS = {
     "outage_reports": env_int("RETENTION_OUTAGE_REPORTS_DAYS", 2),
     "outage_links": env_int("RETENTION_OUTAGE_LINKS_DAYS", 180),
     "campaign_recipients": env_int("RETENTION_CAMPAIGN_RECIPIENTS_DAYS", 365),
+    # isp: an uploaded customer-base CSV left behind by an import that never ran (each import
+    # deletes its file when it ends), and the import runs with their rejected-rows reports.
+    "contract_import_files": env_int("RETENTION_CONTRACT_IMPORT_FILES_DAYS", 1),
+    "contract_imports": env_int("RETENTION_CONTRACT_IMPORTS_DAYS", 90),
 }
 COMPLIANCE_RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 500)
 COMPLIANCE_DSR_DEADLINE_DAYS = env_int("DSR_DEADLINE_DAYS", 15)  # LGPD Art. 19 II, calendar days
@@ -586,6 +590,10 @@ ISP_CPF_MAX_ATTEMPTS = env_int("ISP_CPF_MAX_ATTEMPTS", 3)
 ISP_TRUST_UNLOCK_DAYS = env_int("ISP_TRUST_UNLOCK_DAYS", 3)
 ISP_TRUST_UNLOCK_INTERVAL_DAYS = env_int("ISP_TRUST_UNLOCK_INTERVAL_DAYS", 30)
 ISP_VISIT_WINDOW_DAYS = env_int("ISP_VISIT_WINDOW_DAYS", 7)
+# The customer-base import (isp/imports.py): rows per transaction, and the largest CSV the
+# admin accepts (100,000 contracts are about 15 MB).
+CONTRACT_IMPORT_BATCH_SIZE = env_int("CONTRACT_IMPORT_BATCH_SIZE", 1000)
+CONTRACT_IMPORT_MAX_UPLOAD_MB = env_int("CONTRACT_IMPORT_MAX_UPLOAD_MB", 50)
 
 # Outages (isp/outages.py): detection proposes an outage when this many distinct customers of
 # one region report no connection within the window; tags counted: city, neighbourhood (with

@@ -1,6 +1,6 @@
 import pytest
 
-from conversations.phones import normalize_phone
+from conversations.phones import brazilian_phone_problem, normalize_phone
 
 
 @pytest.mark.parametrize(
@@ -27,3 +27,24 @@ def test_foreign_number_is_left_alone():
 @pytest.mark.parametrize("raw", ["", None, "abc", "123", "55001234", "5500987654321"])
 def test_implausible_numbers_are_refused(raw):
     assert normalize_phone(raw) is None
+
+
+def test_a_national_number_with_the_trunk_zero_is_brazilian():
+    assert normalize_phone("011 98765-4321", national=True) == "+5511987654321"
+    assert normalize_phone("0 11 3232-0004", national=True) == "+551132320004"
+
+
+@pytest.mark.parametrize(
+    ("e164", "problem"),
+    [
+        ("+5511987654321", None),
+        ("+551132320004", None),
+        ("+5510987654321", "area_code"),  # no DDD 10
+        ("+5520987654321", "area_code"),
+        ("+5511887654321", "mobile"),  # nine digits that do not start with 9
+        ("+551112345678", "landline"),  # eight digits starting with 1
+        ("+16505551234", "length"),  # not Brazilian at all
+    ],
+)
+def test_brazilian_numbers_are_checked_beyond_plausibility(e164, problem):
+    assert brazilian_phone_problem(e164) == problem

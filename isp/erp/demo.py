@@ -1,7 +1,8 @@
 """The demo ERP: our own tables (``isp.models``, seeded by ``seed_demo``) behind the adapter
 interface, so the whole self-service flow works offline, in ``make run`` and in tests.
 
-It behaves like a small real ERP would: only ``source=demo`` contracts are its records, visit
+It behaves like a small real ERP would: ``source=demo`` contracts (``seed_demo``) and
+``source=import`` ones (an imported customer base, ``isp.imports``) are its records, visit
 windows have a capacity and are booked under a row lock, a trust unlock changes the connection.
 """
 
@@ -55,15 +56,17 @@ def _invoice(row: models.Invoice) -> base.Invoice:
     )
 
 
+# Its records: the seeded demo contracts, and a customer base imported into it.
+_SOURCES = (models.Contract.Source.DEMO, models.Contract.Source.IMPORT)
+
+
 class DemoErpAdapter:
     """``ERP_ADAPTER=demo`` (the default)."""
 
     name = "demo"
 
     def _rows(self):
-        return models.Contract.objects.filter(source=models.Contract.Source.DEMO).prefetch_related(
-            "phones"
-        )
+        return models.Contract.objects.filter(source__in=_SOURCES).prefetch_related("phones")
 
     def _row(self, ref: str) -> models.Contract:
         row = self._rows().filter(ref=ref).first()
@@ -86,7 +89,7 @@ class DemoErpAdapter:
     def open_invoices(self, ref: str) -> list[base.Invoice]:
         rows = models.Invoice.objects.filter(
             contract__ref=ref,
-            contract__source=models.Contract.Source.DEMO,
+            contract__source__in=_SOURCES,
             status=models.Invoice.Status.OPEN,
         ).order_by("due_date", "number")
         return [_invoice(row) for row in rows]
@@ -94,7 +97,7 @@ class DemoErpAdapter:
     def invoice_pdf(self, ref: str, invoice_id: str) -> bytes:
         row = (
             models.Invoice.objects.select_related("contract")
-            .filter(contract__ref=ref, contract__source="demo", number=invoice_id)
+            .filter(contract__ref=ref, contract__source__in=_SOURCES, number=invoice_id)
             .first()
         )
         if row is None:

@@ -185,6 +185,10 @@ MATRIX: dict[str, tuple[int, int, int, int, int]] = {
     "admin/conversations/conversation/<path:object_id>/delete/": (A, F, F, F, F),
     # the SLA page of the supervisors' teams (admins: every team)
     "admin/conversations/conversation/sla/": (A, F, 200, 200, F),
+    # the customer-base import: supervisors and admins upload and read the rejected-rows report;
+    # runs are never deleted by hand (retention)
+    "admin/isp/contractimport/<int:pk>/relatorio.csv": (A, F, 200, 200, F),
+    "admin/isp/contractimport/<path:object_id>/delete/": (A, F, F, F, F),
 }
 
 # Methods other than GET for a route (default GET).
@@ -222,6 +226,7 @@ PARAMS: list[tuple[str, str, Callable[[World, str], Any]]] = [
     ("admin/", "app_label", lambda w, r: "accounts"),
     ("admin/compliance/", "fmt", lambda w, r: "json"),
     ("admin/compliance/incident/", "pk", lambda w, r: w.objects["compliance.incident"].pk),
+    ("admin/isp/contractimport/", "pk", lambda w, r: w.objects["isp.contractimport"].pk),
     ("admin/", "url", lambda w, r: "nao-existe/"),
     ("admin/", "object_id", lambda w, r: _admin_object_id(w, r)),
     ("admin/", "id", lambda w, r: _admin_object_id(w, r)),
@@ -336,7 +341,9 @@ def admin_expectation(route: str, world: World) -> tuple[int, ...] | None:
 
 
 @pytest.fixture
-def world(agent, supervisor, admin_member, dpo, customer, team_support) -> World:
+def world(
+    agent, supervisor, admin_member, dpo, customer, team_support, settings, tmp_path
+) -> World:
     from conversations.models import Conversation
     from conversations.tests.factories import ConversationFactory, MessageFactory
 
@@ -360,11 +367,18 @@ def world(agent, supervisor, admin_member, dpo, customer, team_support) -> World
         description="Incidente fictício para a matriz de permissões.",
         data_nature="nenhum dado real",
     )
+    from django.core.files.base import ContentFile
+
     from accounts.models import SlaTarget
     from conversations.models import CannedResponse
+    from isp.models import ContractImport
     from whatsapp.models import MessageTemplate
 
+    settings.MEDIA_ROOT = tmp_path  # the import's report is a stored file
+    contract_import = ContractImport.objects.create(status=ContractImport.Status.DONE)
+    contract_import.report.save("r.csv", ContentFile(b"linha;coluna;motivo\r\n"))
     objects = {
+        "isp.contractimport": contract_import,
         "accounts.slatarget": SlaTarget.objects.create(
             team=team_support, priority=1, first_response_minutes=15, resolution_minutes=240
         ),

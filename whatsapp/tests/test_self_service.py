@@ -14,6 +14,7 @@ import logging
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from bot import client as gemini_client
@@ -327,6 +328,28 @@ def test_plan_information_for_an_identified_number(demo_erp, phone):
     body = text_of(sent[-1])
     assert "Fibra 300 Mega" in body and "R$ 99,90 por mês" in body
     assert button_ids(sent[-1]) == [RESOLVED_YES, RESOLVED_NO]
+
+
+def test_a_customer_imported_from_the_erp_export_is_identified_by_the_number(
+    settings, team_support, team_billing, media_root, phone, tmp_path
+):
+    """The ISP imports its base (manage.py import_customers) and a customer who never wrote
+    before is identified by the number the ERP had in the old 8-digit spelling."""
+    settings.ERP_ADAPTER = "demo"
+    export = tmp_path / "base.csv"
+    export.write_text(
+        "contrato;titular;cpf;telefones;plano;situacao;cidade;bairro;mensalidade\n"
+        "77001;Rosa Amaral;363.309.466-04;(21) 8765-1234;Fibra 700 Mega;ativo;Niterói;Icaraí;"
+        "149,90\n",
+        encoding="utf-8",
+    )
+    call_command("import_customers", str(export), "--no-progress", stdout=io.StringIO())
+    rosa = phone("5521987651234")
+
+    sent = rosa.say("qual é o meu plano?")
+
+    body = text_of(sent[-1])
+    assert "Fibra 700 Mega" in body and "R$ 149,90 por mês" in body and "Icaraí" in body
 
 
 # --- the REST adapter and its failures ------------------------------------------------------------

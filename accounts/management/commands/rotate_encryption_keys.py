@@ -29,6 +29,7 @@ from django.db import models, transaction
 from django.db.models.functions import Cast
 
 from ispsupport import crypto
+from ispsupport.progress import progress_line
 from ispsupport.storage import EncryptedFileSystemStorage
 
 
@@ -205,9 +206,6 @@ class Command(BaseCommand):
         return tally
 
     def _progress(self, label: str, done: int, total: int) -> None:
-        width = 30
-        filled = min(width, int(width * done / total)) if total else width
-        bar = "#" * filled + "." * (width - filled)
         # On stderr, so stdout carries only the report (and can be kept as a record).
-        self.stderr.write(f"\r{label} [{bar}] {done}/{total}", ending="", style_func=str)
+        self.stderr.write("\r" + progress_line(label, done, total), ending="", style_func=str)
         self.stderr.flush()
