@@ -33,7 +33,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -95,26 +95,49 @@ def audience_filter(groups: Iterable[str]) -> Q:
 
 # --- publishing -------------------------------------------------------------------------------
 
-_batch = threading.local()
+_local = threading.local()
+
+
+class _Batch:
+    """Events published inside one ``publishing_batch`` block, delivered together."""
+
+    def __init__(self) -> None:
+        self.pending: list[_Due] = []
+        self.delivered = False
+
+    def due(self, event: _Due) -> None:
+        if self.delivered:
+            _deliver([event])
+        else:
+            self.pending.append(event)
+
+    def deliver(self) -> None:
+        self.delivered = True
+        pending, self.pending = self.pending, []
+        _deliver(pending)
 
 
 @contextmanager
 def publishing_batch() -> Iterator[None]:
-    """Events that become due inside the block (their transactions committed) are stored and
-    sent together when it ends: one query for their audiences, one INSERT, one channel-layer
+    """Events published inside the block are stored and sent together, once their
+    transactions committed: one query for their audiences, one INSERT, one channel-layer
     message per group. For work that publishes many events (the webhook drain); outside such
-    a block every event goes out as soon as its transaction commits."""
-    depth = getattr(_batch, "depth", 0)
-    if depth == 0:
-        _batch.pending = []
-    _batch.depth = depth + 1
+    a block every event goes out as soon as its transaction commits.
+
+    Wrap the transaction (``with publishing_batch(), transaction.atomic(): …``): the events go
+    out when the block ends, or, inside a transaction that is still open (a caller's, a
+    test's), after it commits — still after every event of the block, in order.
+    """
+    outer = getattr(_local, "batch", None)
+    batch = _local.batch = _Batch()
     try:
         yield
     finally:
-        _batch.depth = depth
-        if depth == 0:
-            pending, _batch.pending = _batch.pending, []
-            _deliver(pending)
+        _local.batch = outer
+        if connection.in_atomic_block:
+            transaction.on_commit(batch.deliver)
+        else:
+            batch.deliver()
 
 
 @dataclass(slots=True)
@@ -128,11 +151,13 @@ class _Due:
     groups: set[str] | None = None  # fixed audience (presence); None: the conversation's
 
 
-def _due(event: _Due) -> None:
-    if getattr(_batch, "depth", 0):
-        _batch.pending.append(event)
+def _on_commit(event: _Due) -> None:
+    """Deliver ``event`` after the current transaction commits (with its batch, if any)."""
+    batch = getattr(_local, "batch", None)
+    if batch is None:
+        transaction.on_commit(lambda: _deliver([event]))
     else:
-        _deliver([event])
+        transaction.on_commit(lambda: batch.due(event))
 
 
 def _deliver(due: list[_Due]) -> None:
@@ -248,8 +273,7 @@ def publish_conversation(
     payload = dict(data or {})
     if rid := request_id or requestid.get():
         payload.setdefault("request_id", rid)
-    event = _Due(kind=kind, conversation_id=conversation_id, data=payload, also_to=set(also_to))
-    transaction.on_commit(lambda: _due(event))
+    _on_commit(_Due(kind=kind, conversation_id=conversation_id, data=payload, also_to=set(also_to)))
 
 
 def publish_presence(*, user_id: Any, presence: str) -> None:
@@ -257,8 +281,7 @@ def publish_presence(*, user_id: Any, presence: str) -> None:
     data = {"user_id": str(user_id), "presence": presence}
     if rid := requestid.get():
         data["request_id"] = rid
-    event = _Due(kind="presence", conversation_id=None, data=data, groups=presence_audience())
-    transaction.on_commit(lambda: _due(event))
+    _on_commit(_Due(kind="presence", conversation_id=None, data=data, groups=presence_audience()))
 
 
 def notify_dashboard() -> None:
