@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from bot import selectors, services
 from bot.analysis import ModelBusy
+from ispsupport import requestid
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,29 @@ def handle_inbound_message(self, message_id: int) -> str:
     except SoftTimeLimitExceeded:
         logger.warning("bot: decision over its time limit", extra={"message_id": message_id})
         return services.bot_handle_inbound(message_id=message_id, model_failed=True).status
+
+
+@shared_task(name="bot.handle_inbound_messages", acks_late=True, ignore_result=True)
+def handle_inbound_messages(items: list[list]) -> int:
+    """Fan a batch out: one ``handle_inbound_message`` per ``[message id, request id]``, each
+    published under its message's request id (so each keeps its own retries, time limit and
+    log trail). The webhook drain publishes this once per batch instead of one task message
+    per customer message; redelivered twice, each message is still decided once."""
+    for message_id, request_id in items:
+        with requestid.context(request_id):
+            handle_inbound_message.delay(int(message_id))
+    return len(items)
+
+
+def enqueue_inbound_messages(items: Sequence[tuple[int, str]]) -> None:
+    """Start the bot for each (message id, request id): one task message for a single one,
+    one fan-out message (``handle_inbound_messages``) for more. Call after commit."""
+    if len(items) == 1:
+        ((message_id, request_id),) = items
+        with requestid.context(request_id):
+            handle_inbound_message.delay(message_id)
+    elif items:
+        handle_inbound_messages.delay([[message_id, rid] for message_id, rid in items])
 
 
 def _fits_budget(message_id: int, countdown: float) -> bool:

@@ -6,7 +6,9 @@ missed), ``{"type": "heartbeat", "state": "online"|"away"}``,
 (supervisors and admins; others get ``{"type": "error", "code": "forbidden"}``). Server →
 client: ``{"type": "ready", ...}``, ``{"type": "event", "seq", "kind", "conversation_id",
 "data", "at"}``, ``{"type": "catchup", "events": [...], "resync": bool}`` and
-``{"type": "subscribed", "topic", "interval"}``.
+``{"type": "subscribed", "topic", "interval"}``. Events published together (one batch of
+webhook events) reach the consumer as one ``console.events`` channel message and leave it as
+one ``event`` frame each.
 
 Each socket also joins its user's ``accounts.services.user_channel_group``: when sessions end
 (the user, an admin, a password change, a 2FA reset), ``session.revoked`` names the ended
@@ -176,3 +178,9 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         if event.get("kind") == "typing" and event["data"].get("user_id") == self.user_id:
             return
         await self.send_json({"type": "event", **event})
+
+    async def console_events(self, message: dict[str, Any]) -> None:
+        """Several events for one group in one channel-layer message (a batch committed
+        together): relayed one by one, in order, exactly as if sent apart."""
+        for event in message["events"]:
+            await self.console_event({"event": event})

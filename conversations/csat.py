@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
@@ -188,8 +190,8 @@ def csat_try_record(*, customer: Customer, message: CustomerMessage) -> bool:
             csat_record_score(conversation=conversation, score=score, at=message.timestamp)
         return True
     if message.kind == "text":
-        text = (message.text or "").strip()
-        if not text or _is_rights_request(text):
+        text = _comment_text(message)
+        if text is None:
             return False
         conversation = _awaiting_comment(customer, message.timestamp)
         if conversation is None:
@@ -200,25 +202,68 @@ def csat_try_record(*, customer: Customer, message: CustomerMessage) -> bool:
     return False
 
 
-def _is_rights_request(text: str) -> bool:
-    """ "SAIR" or a data-rights request is never swallowed as a comment (LGPD Art. 8 §5, 18)."""
-    return is_marketing_stop_keyword(text) or dsr_detect_kind(text) is not None
+def csat_may_be_answers(*, messages: Sequence[tuple[Customer, CustomerMessage]]) -> list[bool]:
+    """For each (customer, message): could ``csat_try_record`` take it? False is certain, True
+    means ask it. One query for the whole list (the webhook drain asks for a batch), so the
+    inbound path asks ``csat_try_record`` only about the few messages that may be answers."""
+    texts = [
+        (customer, message)
+        for customer, message in messages
+        if message.kind == "text" and _comment_text(message) is not None
+    ]
+    rated: set[int] = set()
+    if texts:
+        times = [message.timestamp for _customer, message in texts]
+        rated = set(
+            Conversation.objects.filter(
+                _rated_without_comment_q(since=min(times) - comment_window(), until=max(times)),
+                customer_id__in={customer.pk for customer, _message in texts},
+            ).values_list("customer_id", flat=True)
+        )
+    answers = []
+    for customer, message in messages:
+        if message.kind == "interactive":
+            answers.append(parse_reply_id(message.reply_id) is not None)
+        else:
+            answers.append(
+                message.kind == "text"
+                and customer.pk in rated
+                and _comment_text(message) is not None
+            )
+    return answers
+
+
+def _comment_text(message: CustomerMessage) -> str | None:
+    """The text of a message that may be a comment; None for an empty one, for "SAIR" and
+    for a data-rights request, which are never swallowed as a comment (LGPD Art. 8 §5, 18)."""
+    text = (message.text or "").strip()
+    if not text or is_marketing_stop_keyword(text) or dsr_detect_kind(text) is not None:
+        return None
+    return text
+
+
+def _rated_without_comment_q(*, since: datetime, until: datetime) -> Q:
+    """Closed conversations rated between ``since`` and ``until`` that have no comment yet."""
+    return Q(
+        state=Conversation.State.CLOSED,
+        csat_answered_at__isnull=False,
+        csat_answered_at__lte=until,
+        csat_answered_at__gte=since,
+        csat_comment_at__isnull=True,
+    )
 
 
 def _awaiting_comment(customer: Customer, at: datetime) -> Conversation | None:
     """The customer's conversation rated within the comment window and still without a
     comment, when the customer has no open conversation (then the text belongs there).
 
-    On the inbound path for every text: one query on the customer's conversations (their
-    foreign-key index) finds nothing for almost everyone; the second runs only after a rating.
+    One query on the customer's conversations (their foreign-key index); the second runs
+    only after a rating. The inbound path asks only for customers ``csat_may_be_answers``
+    found rated.
     """
     rated = (
         customer.conversations.filter(
-            state=Conversation.State.CLOSED,
-            csat_answered_at__isnull=False,
-            csat_answered_at__lte=at,
-            csat_answered_at__gte=at - comment_window(),
-            csat_comment_at__isnull=True,
+            _rated_without_comment_q(since=at - comment_window(), until=at)
         )
         .order_by("-csat_answered_at")
         .first()

@@ -23,14 +23,17 @@ sequence, not stored.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -46,6 +49,7 @@ GROUP_SUPERVISORS = "console.supervisors"
 GROUP_DASHBOARD = "console.dashboard"
 DASHBOARD_THROTTLE_KEY = "console:dashboard:notified"
 HANDLER = "console.event"  # the consumer method ``console_event``
+HANDLER_MANY = "console.events"  # several events for one group at once: ``console_events``
 
 
 def group_for_team(team_id: int) -> str:
@@ -91,40 +95,155 @@ def audience_filter(groups: Iterable[str]) -> Q:
 
 # --- publishing -------------------------------------------------------------------------------
 
-
-def _layer_send(groups: Iterable[str], event: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    for group in sorted(groups):
-        try:
-            async_to_sync(layer.group_send)(group, {"type": HANDLER, "event": event})
-        except Exception:
-            # A lost live event is recovered by the catch-up; never fail the caller for it.
-            metrics.live_event_failed("send")
-            logger.exception("events: group_send failed", extra={"group": group})
+_local = threading.local()
 
 
-def _store_and_send(
-    *, kind: str, groups: set[str], conversation_id: int | None, data: dict[str, Any]
-) -> None:
-    from conversations.models import LiveEvent
+class _Batch:
+    """Events published inside one ``publishing_batch`` block, delivered together."""
 
-    now = timezone.now()
+    def __init__(self) -> None:
+        self.pending: list[_Due] = []
+        self.delivered = False
+
+    def due(self, event: _Due) -> None:
+        if self.delivered:
+            _deliver([event])
+        else:
+            self.pending.append(event)
+
+    def deliver(self) -> None:
+        self.delivered = True
+        pending, self.pending = self.pending, []
+        _deliver(pending)
+
+
+@contextmanager
+def publishing_batch() -> Iterator[None]:
+    """Events published inside the block are stored and sent together, once their
+    transactions committed: one query for their audiences, one INSERT, one channel-layer
+    message per group. For work that publishes many events (the webhook drain); outside such
+    a block every event goes out as soon as its transaction commits.
+
+    Wrap the transaction (``with publishing_batch(), transaction.atomic(): …``): the events go
+    out when the block ends, or, inside a transaction that is still open (a caller's, a
+    test's), after it commits — still after every event of the block, in order.
+    """
+    outer = getattr(_local, "batch", None)
+    batch = _local.batch = _Batch()
     try:
-        row = LiveEvent.objects.create(
+        yield
+    finally:
+        _local.batch = outer
+        if connection.in_atomic_block:
+            transaction.on_commit(batch.deliver)
+        else:
+            batch.deliver()
+
+
+@dataclass(slots=True)
+class _Due:
+    """An event whose transaction committed, not stored yet (audience read when stored)."""
+
+    kind: str
+    conversation_id: int | None
+    data: dict[str, Any]
+    also_to: set[str] = field(default_factory=set)
+    groups: set[str] | None = None  # fixed audience (presence); None: the conversation's
+
+
+def _on_commit(event: _Due) -> None:
+    """Deliver ``event`` after the current transaction commits (with its batch, if any)."""
+    batch = getattr(_local, "batch", None)
+    if batch is None:
+        transaction.on_commit(lambda: _deliver([event]))
+    else:
+        transaction.on_commit(lambda: batch.due(event))
+
+
+def _deliver(due: list[_Due]) -> None:
+    """Store ``due`` events (their ids are the sequence) and send them to their audiences."""
+    from conversations.models import Conversation, LiveEvent
+
+    if not due:
+        return
+    ids = {e.conversation_id for e in due if e.groups is None and e.conversation_id is not None}
+    rows = {
+        row["id"]: row
+        for row in Conversation.objects.filter(pk__in=ids).values(
+            "id", "team_id", "assigned_agent_id", "state"
+        )
+    }
+    now = timezone.now()
+    planned: list[tuple[_Due, set[str], Any]] = []
+    for event in due:
+        groups = event.groups
+        if groups is None:
+            row = rows.get(event.conversation_id)
+            if row is None:
+                continue
+            event.data.setdefault("state", row["state"])
+            event.data.setdefault("team_id", row["team_id"])
+            agent = row["assigned_agent_id"]
+            event.data.setdefault("assigned_agent_id", str(agent) if agent else None)
+            groups = (
+                conversation_audience(team_id=row["team_id"], assigned_agent_id=agent)
+                | event.also_to
+            )
+        live = LiveEvent(
             audience=" " + " ".join(sorted(groups)) + " ",
-            kind=kind,
-            conversation_id=conversation_id,
-            data=data,
+            kind=event.kind,
+            conversation_id=event.conversation_id,
+            data=event.data,
             created_at=now,
         )
-    except Exception:
-        metrics.live_event_failed("store")
-        logger.exception("events: could not store live event", extra={"kind": kind})
+        planned.append((event, groups, live))
+    if not planned:
         return
-    metrics.live_event(kind)
-    _layer_send(groups, serialize(row))
+    try:
+        LiveEvent.objects.bulk_create([live for _event, _groups, live in planned])
+    except Exception:
+        for _planned in planned:
+            metrics.live_event_failed("store")
+        logger.exception("events: could not store live events", extra={"count": len(planned)})
+        return
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for event, groups, live in planned:
+        metrics.live_event(event.kind)
+        serialized = serialize(live)
+        for group in groups:
+            by_group.setdefault(group, []).append(serialized)
+    _layer_send_many(by_group)
+    if any(e.kind.startswith("conversation.") or e.kind == "presence" for e, _g, _l in planned):
+        notify_dashboard()
+
+
+def _layer_send(groups: Iterable[str], event: dict[str, Any]) -> None:
+    _layer_send_many({group: [event] for group in groups})
+
+
+def _layer_send_many(by_group: dict[str, list[dict[str, Any]]]) -> None:
+    """One trip into the channel layer for everything: a group hears its events in order, in
+    one message when there are several (``console.events``)."""
+    layer = get_channel_layer()
+    if layer is None or not by_group:
+        return
+
+    async def send_all() -> None:
+        for group in sorted(by_group):
+            sent = by_group[group]
+            message = (
+                {"type": HANDLER, "event": sent[0]}
+                if len(sent) == 1
+                else {"type": HANDLER_MANY, "events": sent}
+            )
+            try:
+                await layer.group_send(group, message)
+            except Exception:
+                # A lost live event is recovered by the catch-up; never fail the caller for it.
+                metrics.live_event_failed("send")
+                logger.exception("events: group_send failed", extra={"group": group})
+
+    async_to_sync(send_all)()
 
 
 def serialize(row: Any) -> dict[str, Any]:
@@ -143,43 +262,18 @@ def publish_conversation(
     kind: str,
     data: dict[str, Any] | None = None,
     also_to: Iterable[str] = (),
+    request_id: str = "",
 ) -> None:
     """After commit, tell everyone who may see the conversation (read fresh at that moment).
 
     ``also_to``: groups that could see it before the change (a transfer out of a team), so
-    their screens drop it.
+    their screens drop it. ``request_id``: the request that led to it, when it is not the
+    current one (a batch applies events of many requests at once).
     """
-    extra = set(also_to)
     payload = dict(data or {})
-    if rid := requestid.get():
+    if rid := request_id or requestid.get():
         payload.setdefault("request_id", rid)
-
-    def _send() -> None:
-        from conversations.models import Conversation
-
-        row = (
-            Conversation.objects.filter(pk=conversation_id)
-            .values("team_id", "assigned_agent_id", "state")
-            .first()
-        )
-        if row is None:
-            return
-        payload.setdefault("state", row["state"])
-        payload.setdefault("team_id", row["team_id"])
-        payload.setdefault(
-            "assigned_agent_id", str(row["assigned_agent_id"]) if row["assigned_agent_id"] else None
-        )
-        groups = (
-            conversation_audience(
-                team_id=row["team_id"], assigned_agent_id=row["assigned_agent_id"]
-            )
-            | extra
-        )
-        _store_and_send(kind=kind, groups=groups, conversation_id=conversation_id, data=payload)
-        if kind.startswith("conversation."):
-            notify_dashboard()
-
-    transaction.on_commit(_send)
+    _on_commit(_Due(kind=kind, conversation_id=conversation_id, data=payload, also_to=set(also_to)))
 
 
 def publish_presence(*, user_id: Any, presence: str) -> None:
@@ -187,14 +281,7 @@ def publish_presence(*, user_id: Any, presence: str) -> None:
     data = {"user_id": str(user_id), "presence": presence}
     if rid := requestid.get():
         data["request_id"] = rid
-
-    def _send() -> None:
-        _store_and_send(
-            kind="presence", groups=presence_audience(), conversation_id=None, data=data
-        )
-        notify_dashboard()
-
-    transaction.on_commit(_send)
+    _on_commit(_Due(kind="presence", conversation_id=None, data=data, groups=presence_audience()))
 
 
 def notify_dashboard() -> None:

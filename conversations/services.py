@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,8 +19,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Presence, Role, Team, User
-from conversations import business_hours, events, metrics, outbox, sla
-from conversations.identity import customers_by_identity
+from conversations import business_hours, events, ingest, metrics, outbox, sla
 from conversations.models import (
     Conversation,
     ConversationEvent,
@@ -29,10 +27,7 @@ from conversations.models import (
     Customer,
     LiveEvent,
     Message,
-    ProtocolCounter,
 )
-from conversations.phones import normalize_phone
-from ispsupport.crypto import blind_index_values
 
 logger = logging.getLogger(__name__)
 
@@ -79,25 +74,14 @@ class InvalidCustomerIdentity(ServiceError):
 
 # --- Protocol numbers ---------------------------------------------------------------------------
 
-_PROTOCOL_SQL = (
-    "INSERT INTO {table} (day, value) VALUES (%s, 1) "
-    "ON CONFLICT (day) DO UPDATE SET value = {table}.value + 1 "
-    "RETURNING value"
-)
-
 
 def protocol_next(*, now: datetime | None = None) -> str:
     """Return a new protocol number: the São Paulo date (YYYYMMDD) + a 6-digit daily sequence.
 
-    One atomic upsert per call (SQLite ≥ 3.35 and PostgreSQL), so concurrent callers always get
+    One atomic upsert per call (``ingest.protocols_next``), so concurrent callers always get
     distinct, increasing numbers. Numbers are unique across the system and sort by time.
     """
-    local_day = timezone.localtime(now or timezone.now()).date()
-    table = connection.ops.quote_name(ProtocolCounter._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(_PROTOCOL_SQL.format(table=table), [local_day])
-        (value,) = cursor.fetchone()
-    return f"{local_day:%Y%m%d}{value:06d}"
+    return ingest.protocols_next(count=1, now=now)[0]
 
 
 # --- Customers ----------------------------------------------------------------------------------
@@ -115,89 +99,20 @@ def customer_resolve(
 
     Matches on the BSUID first, then on the canonical phone (so 9th-digit variants of a
     Brazilian number are one customer), then on the raw ``wa_id``. Fills identifiers the row
-    was missing and keeps the latest ``wa_id`` and profile name Meta sent. Safe under concurrency: a lost insert race is
-    resolved by reading the winner's row.
+    was missing and keeps the latest ``wa_id`` and profile name Meta sent. Safe under
+    concurrency: a lost insert race is resolved by reading the winner's row. The rules are
+    ``ingest.customers_resolve``'s (the webhook resolves a whole batch at once).
     """
-    phone = normalize_phone(wa_id) if wa_id else None
-    if not (bsuid or wa_id):
+    contact = ingest.ContactIdentity(
+        wa_id=wa_id or None,
+        bsuid=bsuid or None,
+        parent_bsuid=parent_bsuid or "",
+        name=name or "",
+        username=username or "",
+    )
+    if not contact.identified:
         raise InvalidCustomerIdentity()
-    for _attempt in range(3):
-        customer = _customer_find(bsuid=bsuid, phone=phone, wa_id=wa_id)
-        if customer is None:
-            try:
-                with transaction.atomic():
-                    return Customer.objects.create(
-                        wa_id=wa_id or None,
-                        bsuid=bsuid or None,
-                        parent_bsuid=parent_bsuid or "",
-                        phone_e164=phone,
-                        name=(name or "")[:200],
-                        username=(username or "")[:100],
-                    )
-            except IntegrityError:
-                continue  # somebody created it meanwhile: read it on the next pass
-        _customer_fill_identity(
-            customer,
-            wa_id=wa_id,
-            bsuid=bsuid,
-            parent_bsuid=parent_bsuid,
-            phone=phone,
-            name=name,
-            username=username,
-        )
-        return customer
-    raise IntegrityError("could not resolve customer after concurrent inserts")
-
-
-def _customer_find(*, bsuid: str | None, phone: str | None, wa_id: str | None) -> Customer | None:
-    # Through the blind indexes (conversations.identity): the columns themselves are encrypted.
-    if bsuid:
-        found = customers_by_identity(bsuid=bsuid).first()
-        if found is not None:
-            return found
-    if phone:
-        return customers_by_identity(phone=phone).first()
-    if wa_id:
-        # A wa_id that is not a plausible phone number (seen in test fixtures): match it as is.
-        return customers_by_identity(wa_id=wa_id).first()
-    return None
-
-
-def _customer_fill_identity(
-    customer: Customer,
-    *,
-    wa_id: str | None,
-    bsuid: str | None,
-    parent_bsuid: str,
-    phone: str | None,
-    name: str,
-    username: str,
-) -> None:
-    changes: dict[str, Any] = {}
-    if bsuid and not customer.bsuid:
-        changes["bsuid"] = bsuid
-    if parent_bsuid and customer.parent_bsuid != parent_bsuid:
-        changes["parent_bsuid"] = parent_bsuid
-    if wa_id and customer.wa_id != wa_id:
-        changes["wa_id"] = wa_id
-    if phone and not customer.phone_e164:
-        changes["phone_e164"] = phone
-    if name and customer.name != name[:200]:
-        changes["name"] = name[:200]
-    if username and customer.username != username[:100]:
-        changes["username"] = username[:100]
-    if not changes:
-        return
-    try:
-        with transaction.atomic():
-            # Customer.objects.update() writes the blind indexes of the changed identifiers too.
-            Customer.objects.filter(pk=customer.pk).update(**changes, updated_at=timezone.now())
-    except IntegrityError:
-        # Another customer row already owns that identifier (two rows for one person, to be
-        # merged by staff). Keep what we have rather than failing the inbound message.
-        return
-    for field, value in {**changes, **blind_index_values(Customer, changes)}.items():
-        setattr(customer, field, value)
+    return ingest.customers_resolve(contacts=[contact])[0]
 
 
 # --- Conversations ------------------------------------------------------------------------------
@@ -228,23 +143,22 @@ def conversation_open(
     Raises ``ConversationAlreadyOpen`` when the customer already has an open one; the database
     constraint is what decides, so two concurrent openings cannot both succeed.
     """
+    opening = ingest.Opening(
+        customer=customer,
+        business_number_id=business_number_id,
+        team_id=team.pk if team is not None else None,
+        priority=priority,
+        opened_at=opened_at,
+    )
     try:
         with transaction.atomic():
-            conversation = Conversation.objects.create(
-                customer=customer,
-                protocol=protocol_next(now=opened_at),
-                team=team,
-                priority=priority,
-                business_number_id=business_number_id,
-                opened_at=opened_at or timezone.now(),
-                last_message_at=opened_at or timezone.now(),
-            )
-            _event(conversation, ConversationEvent.Kind.OPENED)
-            events.publish_conversation(conversation_id=conversation.pk, kind="conversation.opened")
+            (conversation,) = ingest.conversations_open(openings=[opening])
     except IntegrityError as exc:
         if Conversation.objects.filter(customer=customer).exclude(state="closed").exists():
             raise ConversationAlreadyOpen() from exc
         raise
+    if team is not None:
+        conversation.team = team
     return conversation
 
 
@@ -252,15 +166,12 @@ def conversation_get_or_open(
     *, customer: Customer, business_number_id: str = ""
 ) -> tuple[Conversation, bool]:
     """Return the customer's open conversation, opening one when there is none."""
-    for _attempt in range(3):
-        current = customer.conversations.exclude(state=Conversation.State.CLOSED).first()
-        if current is not None:
-            return current, False
-        try:
-            return conversation_open(customer=customer, business_number_id=business_number_id), True
-        except ConversationAlreadyOpen:
-            continue
-    raise ConversationAlreadyOpen()
+    opening = ingest.Opening(customer=customer, business_number_id=business_number_id)
+    try:
+        ((conversation, opened),) = ingest.conversations_get_or_open(openings=[opening])
+    except ingest.LostRace as exc:
+        raise ConversationAlreadyOpen() from exc
+    return conversation, opened
 
 
 def _locked(conversation: Conversation) -> Conversation:
@@ -576,13 +487,7 @@ def conversation_close(
 # --- Messages -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class MediaInfo:
-    media_id: str = ""
-    mime_type: str = ""
-    sha256: str = ""
-    size: int | None = None
-    filename: str = ""
+MediaInfo = ingest.MediaInfo
 
 
 def message_record_inbound(
@@ -603,63 +508,22 @@ def message_record_inbound(
     A replayed wamid (Meta retries for 7 days) returns the stored row unchanged. The
     conversation's last-customer-message time only moves forward, so late deliveries never
     shorten the 24-hour window. ``count_unread=False``: nobody has to read it (a survey
-    answer on a closed conversation).
+    answer on a closed conversation). The rules are ``ingest.messages_record_inbound``'s.
     """
-    existing = Message.objects.filter(wamid=wamid).first()
-    if existing is not None:
-        return existing, False
-    if type not in Message.Type.values:
-        type = Message.Type.UNSUPPORTED
-    media = media or MediaInfo()
-    first_error = (errors or [{}])[0] if errors else {}
-    reply_to = (
-        Message.objects.filter(wamid=context_wamid).only("pk").first() if context_wamid else None
+    record = ingest.InboundRecord(
+        conversation=conversation,
+        wamid=wamid,
+        type=type,
+        timestamp=timestamp,
+        text=text,
+        media=media,
+        context_wamid=context_wamid,
+        payload=payload,
+        errors=errors,
+        count_unread=count_unread,
     )
-    try:
-        with transaction.atomic():
-            message = Message.objects.create(
-                conversation=conversation,
-                wamid=wamid,
-                direction=Message.Direction.INBOUND,
-                sender_kind=Message.SenderKind.CUSTOMER,
-                type=type,
-                text=text or "",
-                media_id=media.media_id,
-                media_mime_type=media.mime_type,
-                media_sha256=media.sha256,
-                media_size=media.size,
-                media_filename=media.filename[:255],
-                reply_to=reply_to,
-                context_wamid=context_wamid or "",
-                payload=payload or {},
-                status=Message.Status.RECEIVED,
-                error_code=first_error.get("code"),
-                error_title=(first_error.get("title") or "")[:255],
-                error_details=first_error.get("details") or "",
-                whatsapp_timestamp=timestamp,
-                created_at=timestamp,
-            )
-            Conversation.objects.filter(pk=conversation.pk).filter(
-                Q(last_customer_message_at__isnull=True) | Q(last_customer_message_at__lt=timestamp)
-            ).update(last_customer_message_at=timestamp, template_required=False)
-            Conversation.objects.filter(pk=conversation.pk).filter(
-                Q(last_message_at__isnull=True)
-                | Q(last_message__isnull=True)
-                | Q(last_message_at__lte=timestamp)
-            ).update(last_message_at=timestamp, last_message=message)
-            if count_unread and type != Message.Type.REACTION:
-                Conversation.objects.filter(pk=conversation.pk).update(
-                    unread_count=F("unread_count") + 1
-                )
-            events.publish_conversation(
-                conversation_id=conversation.pk,
-                kind="message.new",
-                data={"message_id": message.pk, "direction": Message.Direction.INBOUND},
-            )
-    except IntegrityError:
-        # The same wamid committed by a concurrent worker: that row is the message.
-        return Message.objects.get(wamid=wamid), False
-    return message, True
+    ((message, created),) = ingest.messages_record_inbound(records=[record])
+    return message, created
 
 
 def message_record_outbound(
@@ -750,22 +614,6 @@ def message_record_outbound(
     return message
 
 
-# Order of delivery states: a status may only replace one of lower rank.
-_DELIVERY_RANK = {
-    Message.Status.PENDING: 0,
-    Message.Status.SENT: 1,
-    Message.Status.DELIVERED: 2,
-    Message.Status.READ: 3,
-    Message.Status.PLAYED: 4,
-}
-_TIMESTAMP_FIELD = {
-    Message.Status.SENT: "sent_at",
-    Message.Status.DELIVERED: "delivered_at",
-    Message.Status.READ: "read_at",
-    Message.Status.FAILED: "failed_at",
-}
-
-
 def message_update_delivery(
     *,
     wamid: str,
@@ -779,51 +627,22 @@ def message_update_delivery(
 
     Monotonic: pending < sent < delivered < read < played; ``failed`` is terminal and replaces
     only pending/sent/delivered. A late ``sent`` after ``read`` changes nothing, and ``read``
-    without ``delivered`` fills the delivered time too. One conditional UPDATE per call, so two
-    workers applying statuses at once cannot move a message backwards.
+    without ``delivered`` fills the delivered time too. The row is locked while it is judged,
+    so two workers applying statuses at once cannot move a message backwards (the rules are
+    ``ingest.messages_update_delivery``'s).
     """
-    timestamp = timestamp or timezone.now()
-    if status == Message.Status.FAILED:
-        allowed = [Message.Status.PENDING, Message.Status.SENT, Message.Status.DELIVERED]
-    elif status in _DELIVERY_RANK:
-        rank = _DELIVERY_RANK[status]
-        allowed = [s for s, r in _DELIVERY_RANK.items() if r < rank]
-    else:
-        return False
-    updates: dict[str, Any] = {"status": status}
-    if status == Message.Status.FAILED:
-        updates.update(
-            error_code=error_code,
-            error_title=error_title[:255],
-            error_details=error_details,
-            failed_at=timestamp,
-        )
-    qs = Message.objects.filter(
-        wamid=wamid, direction=Message.Direction.OUTBOUND, status__in=allowed
+    update = ingest.DeliveryUpdate(
+        wamid=wamid,
+        status=status,
+        timestamp=timestamp,
+        error_code=error_code,
+        error_title=error_title,
+        error_details=error_details,
     )
-    changed = qs.update(**updates) > 0
-    if changed:
-        # Fill each milestone at most once; a read implies it was sent and delivered.
-        rank = _DELIVERY_RANK.get(status, 0)
-        for milestone, field in _TIMESTAMP_FIELD.items():
-            if milestone == Message.Status.FAILED or _DELIVERY_RANK[milestone] > rank:
-                continue
-            Message.objects.filter(wamid=wamid, **{f"{field}__isnull": True}).update(
-                **{field: timestamp}
-            )
-        row = Message.objects.filter(wamid=wamid).values("pk", "conversation_id").first()
-        if row is not None:
-            _publish_status(row["conversation_id"], row["pk"], status)
-    return changed
+    return ingest.messages_update_delivery(updates=[update])[0].changed
 
 
-def _publish_status(conversation_id: int, message_id: int, status: str) -> None:
-    metrics.status_reached(status)
-    events.publish_conversation(
-        conversation_id=conversation_id,
-        kind="message.status",
-        data={"message_id": message_id, "status": status},
-    )
+_publish_status = ingest.delivery_publish
 
 
 def message_mark_sent(*, message: Message, wamid: str, now: datetime | None = None) -> Message:

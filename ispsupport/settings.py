@@ -283,6 +283,7 @@ CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
     "whatsapp.sweep_webhook_events": {"queue": "webhooks"},
     "whatsapp.deliver_outbound_message": {"queue": "outbound"},
     "whatsapp.download_media": {"queue": "media"},
+    "whatsapp.download_media_many": {"queue": "media"},
     "whatsapp.mark_conversation_read": {"queue": "outbound"},
     "bot.*": {"queue": "ai"},
 }

@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -29,16 +28,20 @@ from django.utils.translation import gettext as _
 
 from compliance.services import (
     consent_revoke_by_keyword,
+    dsr_customers_with_answers_awaiting,
     dsr_deliver_awaiting,
     dsr_detect_and_open,
     dsr_intake_reply,
     service_record_for_protocol,
     service_record_text,
 )
+from conversations import events as live_events
+from conversations import ingest
 from conversations import services as conv_services
-from conversations.csat import csat_try_record
-from conversations.models import Conversation, Message
+from conversations.csat import csat_may_be_answers, csat_try_record
+from conversations.models import Conversation, Customer, Message
 from ispsupport import requestid
+from whatsapp import metrics
 from whatsapp.models import EarlyStatus, WebhookEvent
 from whatsapp.parsing import (
     Change,
@@ -140,7 +143,6 @@ class ProcessReport:
     errors_reported: int = 0
     changes_ignored: int = 0
     skipped: int = 0
-    followups: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def add(self, other: ProcessReport) -> None:
         """Sum the counts of ``other`` into this report (for a batch of events)."""
@@ -161,14 +163,14 @@ class ProcessReport:
 
 def event_process(*, event_id: int) -> ProcessReport | None:
     """Apply one stored event. Safe to call again for the same event (nothing changes)."""
-    with transaction.atomic():
+    with live_events.publishing_batch(), transaction.atomic():
         event = WebhookEvent.objects.select_for_update().filter(pk=event_id).first()
         if event is None or event.status in (
             WebhookEvent.Status.PROCESSED,
             WebhookEvent.Status.IGNORED,
         ):
             return None
-        report = _process_locked_event(event)
+        (report,) = _process_locked_events([event])
     _log_report(report, events=1)
     return report
 
@@ -177,8 +179,9 @@ def events_process_pending(*, batch_size: int = BATCH_SIZE, max_batches: int = 1
     """Drain pending events oldest first, ``batch_size`` per transaction; return how many.
 
     Workers claim disjoint batches (``SKIP LOCKED`` on PostgreSQL), so several can drain at
-    once. One commit per batch instead of per event is what makes the backlog drain at the
-    acknowledgement rate.
+    once. Each batch is applied as a batch (``_process_locked_events``): a few queries per
+    batch rather than per message, one commit, the console's live events and the follow-up
+    tasks sent together after it.
     """
     done = 0
     for _batch in range(max_batches):
@@ -197,51 +200,104 @@ def events_process_pending(*, batch_size: int = BATCH_SIZE, max_batches: int = 1
 
 
 def _process_one_batch(batch_size: int) -> int:
-    report = ProcessReport()
-    with transaction.atomic():
+    with live_events.publishing_batch(), transaction.atomic():
         events = list(
             WebhookEvent.objects.select_for_update(skip_locked=True)
             .filter(status=WebhookEvent.Status.RECEIVED)
             .order_by("received_at", "pk")[:batch_size]
         )
-        for event in events:
-            _process_locked_event(event, report)
+        reports = _process_locked_events(events)
     if events:
-        _log_report(report, events=len(events))
+        total = ProcessReport()
+        for report in reports:
+            total.add(report)
+        _log_report(total, events=len(events))
     return len(events)
 
 
-@requestid.using(lambda event, *_args, **_kwargs: event.request_id)
-def _process_locked_event(event: WebhookEvent, batch: ProcessReport | None = None) -> ProcessReport:
-    """Apply a locked event inside the caller's transaction; mark it processed or ignored.
+# --- One batch of locked events -----------------------------------------------------------------
 
-    Each message is applied in its own savepoint: a message that cannot be stored never leaves
-    half a conversation, and does not stop the others. Follow-up work (the bot, media
-    downloads) is enqueued after commit.
+
+@dataclass(slots=True)
+class _Item:
+    """A message or status of one event, with the report and request id it counts under."""
+
+    change: Change
+    report: ProcessReport
+    request_id: str
+    message: InboundMessage | None = None
+    status: StatusUpdate | None = None
+
+    @property
+    def wamid(self) -> str:
+        assert self.message is not None
+        return self.message.wamid[:191]
+
+
+@dataclass(slots=True)
+class _Outcome:
+    item: _Item
+    result: str  # "new", "answer" (a survey answer: stored on its closed conversation), …
+    followup: tuple[str, int, bool] | None = None  # ("bot"|"media", message id, notify bot)
+
+
+@dataclass(slots=True)
+class _Batch:
+    statuses: list[_Item] = field(default_factory=list)
+    messages: list[_Item] = field(default_factory=list)
+    modifications: list[_Item] = field(default_factory=list)
+    followups: list[tuple[str, int, bool, str]] = field(default_factory=list)
+
+
+def _process_locked_events(events: list[WebhookEvent]) -> list[ProcessReport]:
+    """Apply locked events inside the caller's transaction; mark each processed or ignored.
+
+    Every event is parsed first; then the batch's statuses, messages and message edits are
+    applied together (see ``_apply_statuses``, ``_apply_messages``). Messages are stored in
+    one savepoint for the batch; if anything in it fails, it is rolled back and the messages
+    are applied again one at a time, each in its own savepoint (the same code with a batch
+    of one): a message that cannot be stored never leaves half a conversation and does not
+    stop the others. Follow-up work (the bot, media downloads) is enqueued after commit.
     """
-    report = ProcessReport()
-    try:
-        envelope = parse_envelope(event.body)
-    except PayloadError as exc:
-        # Only possible for rows written outside event_receive; keep them, mark them.
-        _finish(event, WebhookEvent.Status.FAILED, report, note=exc.reason)
-        return report
-    report.skipped = len(envelope.skipped)
-    for change in envelope.changes:
-        _process_change(change, report)
-    handled = report.messages_new + report.messages_duplicate + report.statuses_applied
-    handled += report.statuses_early + report.modifications + report.messages_failed
-    status = (
-        WebhookEvent.Status.PROCESSED
-        if handled or not report.changes_ignored
-        else WebhookEvent.Status.IGNORED
-    )
-    _finish(event, status, report)
-    for followup in report.followups:
-        transaction.on_commit(requestid.bind(followup))
-    if batch is not None:
-        batch.add(report)
-    return report
+    batch = _Batch()
+    reports: list[ProcessReport] = []
+    notes: list[str | None] = []
+    for event in events:
+        report = ProcessReport()
+        reports.append(report)
+        with requestid.context(requestid.clean(event.request_id) or requestid.get()) as rid:
+            try:
+                envelope = parse_envelope(event.body)
+            except PayloadError as exc:
+                # Only possible for rows written outside event_receive; keep them, mark them.
+                notes.append(exc.reason)
+                continue
+            notes.append(None)
+            report.skipped = len(envelope.skipped)
+            for change in envelope.changes:
+                _collect_change(change, report, rid, batch)
+    _apply_statuses(batch.statuses)
+    _apply_messages(batch.messages, batch)
+    _apply_modifications(batch.modifications)
+    for event, report, note in zip(events, reports, notes, strict=True):
+        if note is not None:
+            status = WebhookEvent.Status.FAILED
+        else:
+            handled = report.messages_new + report.messages_duplicate + report.statuses_applied
+            handled += report.statuses_early + report.modifications + report.messages_failed
+            status = (
+                WebhookEvent.Status.PROCESSED
+                if handled or not report.changes_ignored
+                else WebhookEvent.Status.IGNORED
+            )
+        _finish(event, status, report, note=note or "")
+    if events:
+        WebhookEvent.objects.bulk_update(events, _FINISH_FIELDS)
+        metrics.webhook_events_finished(events)
+    if batch.followups:
+        followups = batch.followups
+        transaction.on_commit(lambda: _dispatch_followups(followups))
+    return reports
 
 
 def _log_report(report: ProcessReport, *, events: int) -> None:
@@ -258,7 +314,11 @@ def _log_report(report: ProcessReport, *, events: int) -> None:
     )
 
 
+_FINISH_FIELDS = ["status", "processed_at", "attempts", "message_count", "status_count", "note"]
+
+
 def _finish(event: WebhookEvent, status: str, report: ProcessReport, note: str = "") -> None:
+    """Set the event's outcome (saved with the rest of the batch: ``_FINISH_FIELDS``)."""
     event.status = status
     event.processed_at = timezone.now()
     event.attempts += 1
@@ -272,19 +332,9 @@ def _finish(event: WebhookEvent, status: str, report: ProcessReport, note: str =
     if report.errors_reported:
         parts.append(f"{report.errors_reported} error(s) reported by Meta")
     event.note = "; ".join(parts)[:255]
-    event.save(
-        update_fields=[
-            "status",
-            "processed_at",
-            "attempts",
-            "message_count",
-            "status_count",
-            "note",
-        ]
-    )
 
 
-def _process_change(change: Change, report: ProcessReport) -> None:
+def _collect_change(change: Change, report: ProcessReport, rid: str, batch: _Batch) -> None:
     if change.field == "message_template_status_update":
         template_apply_status_update(change.raw_value)
         return
@@ -305,99 +355,225 @@ def _process_change(change: Change, report: ProcessReport) -> None:
             "webhook: Meta reported an error", extra={"code": error.code, "title": error.title}
         )
     for status in change.statuses:
-        _apply_status(status, report)
+        if status.status not in ("sent", "delivered", "read", "played", "failed"):
+            report.statuses_ignored += 1
+            continue
+        batch.statuses.append(_Item(change, report, rid, status=status))
     # Oldest first, so each customer's messages are stored (and answered) in the order written.
     for message in sorted(change.messages, key=lambda m: m.timestamp):
+        item = _Item(change, report, rid, message=message)
+        if message.kind in ("revoke", "edit"):
+            batch.modifications.append(item)
+        else:
+            batch.messages.append(item)
+
+
+# --- Statuses -----------------------------------------------------------------------------------
+
+
+def _apply_statuses(items: list[_Item]) -> None:
+    """All the batch's statuses in one locked read and a few writes, in arrival order; a
+    status for a wamid we do not know yet (Meta's status outran our record of the send) is
+    kept in ``EarlyStatus`` for later."""
+    if not items:
+        return
+    updates = []
+    for item in items:
+        status = item.status
+        assert status is not None
+        error = status.errors[0] if status.errors else None
+        updates.append(
+            ingest.DeliveryUpdate(
+                wamid=status.wamid[:191],
+                status=status.status,
+                timestamp=status.timestamp,
+                error_code=error.code if error else None,
+                error_title=error.title if error else "",
+                error_details=(error.details or error.message) if error else "",
+                request_id=item.request_id,
+            )
+        )
+    early: list[EarlyStatus] = []
+    results = ingest.messages_update_delivery(updates=updates)
+    for item, update, result in zip(items, updates, results, strict=True):
+        if result.changed:
+            item.report.statuses_applied += 1
+            if update.error_code == 131047 and result.conversation_id is not None:
+                conversation = Conversation.objects.get(pk=result.conversation_id)
+                with requestid.context(item.request_id):
+                    conv_services.conversation_require_template(conversation=conversation)
+        elif result.known:
+            item.report.statuses_applied += 1  # known message, status not newer: nothing to do
+        else:
+            early.append(
+                EarlyStatus(
+                    wamid=update.wamid,
+                    status=update.status,
+                    timestamp=update.timestamp,
+                    error_code=update.error_code,
+                    error_title=update.error_title,
+                    error_details=update.error_details,
+                )
+            )
+            item.report.statuses_early += 1
+    if early:
+        # The first one of a (wamid, status) is kept, as it arrived.
+        EarlyStatus.objects.bulk_create(early, ignore_conflicts=True)
+
+
+# --- Messages -----------------------------------------------------------------------------------
+
+
+def _apply_messages(items: list[_Item], batch: _Batch) -> None:
+    """Store the batch's new messages (see ``_process_locked_events``) and count each one."""
+    if not items:
+        return
+    # Retries (Meta redelivers for 7 days) are decided first, in one query, before touching
+    # customers: a replay can never open a conversation that would hold no message.
+    known = set(
+        Message.objects.filter(wamid__in={item.wamid for item in items}).values_list(
+            "wamid", flat=True
+        )
+    )
+    pending: list[_Item] = []
+    for item in items:
+        if item.wamid in known:
+            item.report.messages_duplicate += 1
+            continue
+        known.add(item.wamid)
+        if not _contact_identity(item.message).identified:
+            item.report.messages_failed += 1
+            with requestid.context(item.request_id):
+                logger.warning(
+                    "webhook: message without a sender id", extra={"kind": item.message.kind}
+                )
+            continue
+        pending.append(item)
+    if not pending:
+        return
+    try:
+        with transaction.atomic():
+            outcomes = _store(pending)
+    except Exception:
+        logger.warning(
+            "webhook: batch of messages applied one at a time", extra={"messages": len(pending)}
+        )
+        outcomes = [outcome for item in pending for outcome in _store_alone(item)]
+    for outcome in outcomes:
+        report = outcome.item.report
+        if outcome.result in ("new", "answer"):
+            report.messages_new += 1
+            if outcome.result == "new":
+                report.errors_reported += len(outcome.item.message.errors)
+            if outcome.followup is not None:
+                batch.followups.append((*outcome.followup, outcome.item.request_id))
+        elif outcome.result == "duplicate":
+            report.messages_duplicate += 1
+        else:
+            report.messages_failed += 1
+
+
+def _store_alone(item: _Item) -> list[_Outcome]:
+    """The same work for one message, in its own savepoint."""
+    with requestid.context(item.request_id):
         try:
             with transaction.atomic():
-                _apply_message(change, message, report)
+                return _store([item])
         except _DuplicateMessage:
-            report.messages_duplicate += 1
+            return [_Outcome(item, "duplicate")]
         except Exception:
-            report.messages_failed += 1
-            logger.exception("webhook: message could not be stored", extra={"kind": message.kind})
-
-
-def _apply_status(status: StatusUpdate, report: ProcessReport) -> None:
-    if status.status not in ("sent", "delivered", "read", "played", "failed"):
-        report.statuses_ignored += 1
-        return
-    error = status.errors[0] if status.errors else None
-    kwargs = {
-        "wamid": status.wamid[:191],
-        "status": status.status,
-        "timestamp": status.timestamp,
-        "error_code": error.code if error else None,
-        "error_title": error.title if error else "",
-        "error_details": (error.details or error.message) if error else "",
-    }
-    if conv_services.message_update_delivery(**kwargs):
-        report.statuses_applied += 1
-        if error and error.code == 131047:
-            message = (
-                Message.objects.filter(wamid=kwargs["wamid"]).select_related("conversation").first()
+            logger.exception(
+                "webhook: message could not be stored", extra={"kind": item.message.kind}
             )
-            if message is not None:
-                conv_services.conversation_require_template(conversation=message.conversation)
-        return
-    if Message.objects.filter(wamid=kwargs["wamid"]).exists():
-        report.statuses_applied += 1  # known message, status not newer: nothing to do
-        return
-    # Not stored yet: Meta's status outran our record of the send. Keep it for later.
-    EarlyStatus.objects.get_or_create(
-        wamid=kwargs["wamid"],
-        status=status.status,
-        defaults={k: v for k, v in kwargs.items() if k not in ("wamid", "status")},
+            return [_Outcome(item, "failed")]
+
+
+def _store(items: list[_Item]) -> list[_Outcome]:
+    """Store ``items`` (new wamids with a sender id); raise on anything unexpected.
+
+    Customers are resolved for all of them at once; then the messages go in rounds — the
+    first message of every customer, then every customer's second… — so whatever one message
+    changes (a conversation opened, a survey answered, a reply sent) is in place before the
+    same customer's next one, while different customers share every query.
+    """
+    customers = ingest.customers_resolve(contacts=[_contact_identity(i.message) for i in items])
+    queues: dict[int, list[tuple[_Item, Customer]]] = {}
+    for item, customer in zip(items, customers, strict=True):
+        queues.setdefault(id(customer), []).append((item, customer))
+    awaiting = dsr_customers_with_answers_awaiting({c.pk for c in customers})
+    outcomes: list[_Outcome] = []
+    depth = max(len(queue) for queue in queues.values())
+    for turn in range(depth):
+        round_items = [queue[turn] for queue in queues.values() if len(queue) > turn]
+        outcomes.extend(_store_round(round_items, awaiting))
+    return outcomes
+
+
+def _store_round(pairs: list[tuple[_Item, Customer]], awaiting: set[int]) -> list[_Outcome]:
+    """One message per customer (see ``_store``)."""
+    outcomes: list[_Outcome] = []
+    rest: list[tuple[_Item, Customer]] = []
+    maybe = csat_may_be_answers(messages=[(customer, item.message) for item, customer in pairs])
+    for (item, customer), may_be_answer in zip(pairs, maybe, strict=True):
+        # A survey answer (or its comment) stays on the closed conversation it rates.
+        if may_be_answer:
+            with requestid.context(item.request_id):
+                if csat_try_record(customer=customer, message=item.message):
+                    outcomes.append(_Outcome(item, "answer"))
+                    continue
+        rest.append((item, customer))
+    if not rest:
+        return outcomes
+    conversations = ingest.conversations_get_or_open(
+        openings=[
+            ingest.Opening(
+                customer=customer,
+                business_number_id=item.change.phone_number_id or "",
+                request_id=item.request_id,
+            )
+            for item, customer in rest
+        ]
     )
-    report.statuses_early += 1
+    records = [
+        _record(item, conv) for (item, _c), (conv, _o) in zip(rest, conversations, strict=True)
+    ]
+    stored = ingest.messages_record_inbound(records=records)
+    for (item, _customer), (conversation, _opened), (message, created) in zip(
+        rest, conversations, stored, strict=True
+    ):
+        if not created:
+            # Stored concurrently by another worker: undo anything this savepoint opened.
+            raise _DuplicateMessage()
+        outcome = _Outcome(item, "new")
+        with requestid.context(item.request_id):
+            _plan_followups(message, conversation, item.message, outcome, awaiting)
+        outcomes.append(outcome)
+    return outcomes
 
 
-def _apply_message(change: Change, message: InboundMessage, report: ProcessReport) -> None:
-    if message.kind == "revoke":
-        if message.target_id:
-            conv_services.message_apply_revoke(wamid=message.target_id, at=message.timestamp)
-        report.modifications += 1
-        return
-    if message.kind == "edit":
-        if message.target_id:
-            conv_services.message_apply_edit(
-                wamid=message.target_id, text=message.text or "", at=message.timestamp
-            )
-        report.modifications += 1
-        return
-
-    wamid = message.wamid[:191]
-    if Message.objects.filter(wamid=wamid).exists():
-        # A retry (Meta redelivers for 7 days): decided before touching customers, so a
-        # replay can never open a conversation that would hold no message.
-        report.messages_duplicate += 1
-        return
+def _contact_identity(message: InboundMessage) -> ingest.ContactIdentity:
     contact = message.contact
     if contact and message.from_wa_id and contact.wa_id and contact.wa_id != message.from_wa_id:
         contact = None  # the only contact of the change is someone else: do not borrow a name
-    wa_id = message.from_wa_id or (contact.wa_id if contact else None)
-    bsuid = message.from_user_id or (contact.user_id if contact else None)
-    customer = conv_services.customer_resolve(
-        wa_id=wa_id,
-        bsuid=bsuid,
+    return ingest.ContactIdentity(
+        wa_id=message.from_wa_id or (contact.wa_id if contact else None),
+        bsuid=message.from_user_id or (contact.user_id if contact else None),
         parent_bsuid=(contact.parent_user_id or "") if contact else "",
         name=(contact.name or "") if contact else "",
         username=(contact.username or "") if contact else "",
     )
-    if csat_try_record(customer=customer, message=message):  # a survey answer: stays closed
-        report.messages_new += 1
-        return
-    conversation, _opened = conv_services.conversation_get_or_open(
-        customer=customer, business_number_id=change.phone_number_id or ""
-    )
+
+
+def _record(item: _Item, conversation: Conversation) -> ingest.InboundRecord:
+    message = item.message
     media = message.media
-    stored, created = conv_services.message_record_inbound(
+    return ingest.InboundRecord(
         conversation=conversation,
-        wamid=wamid,
+        wamid=item.wamid,
         type=message.kind,
         timestamp=message.timestamp,
         text=_display_text(message),
-        media=conv_services.MediaInfo(
+        media=ingest.MediaInfo(
             media_id=(media.media_id or "")[:128],
             mime_type=(media.mime_type or "")[:100],
             sha256=(media.sha256 or "")[:100],
@@ -411,14 +587,33 @@ def _apply_message(change: Change, message: InboundMessage, report: ProcessRepor
             {"code": e.code, "title": e.title, "details": e.details or e.message}
             for e in message.errors
         ],
+        request_id=item.request_id,
     )
-    if not created:
-        # Stored concurrently by another worker: undo anything this savepoint opened.
-        raise _DuplicateMessage()
-    report.messages_new += 1
-    if message.errors:
-        report.errors_reported += len(message.errors)
-    _plan_followups(stored, conversation, message, report)
+
+
+def _apply_modifications(items: list[_Item]) -> None:
+    """Revokes and edits, in order, after the batch's messages are stored (so an edit finds
+    its original even when both came in this batch); each in its own savepoint."""
+    for item in items:
+        message = item.message
+        with requestid.context(item.request_id):
+            try:
+                with transaction.atomic():
+                    if message.kind == "revoke" and message.target_id:
+                        conv_services.message_apply_revoke(
+                            wamid=message.target_id, at=message.timestamp
+                        )
+                    elif message.kind == "edit" and message.target_id:
+                        conv_services.message_apply_edit(
+                            wamid=message.target_id, text=message.text or "", at=message.timestamp
+                        )
+            except Exception:
+                item.report.messages_failed += 1
+                logger.exception(
+                    "webhook: message could not be stored", extra={"kind": message.kind}
+                )
+                continue
+        item.report.modifications += 1
 
 
 def _display_text(message: InboundMessage) -> str:
@@ -440,14 +635,23 @@ def _display_text(message: InboundMessage) -> str:
 
 
 def _plan_followups(
-    stored: Message, conversation: Conversation, message: InboundMessage, report: ProcessReport
+    stored: Message,
+    conversation: Conversation,
+    message: InboundMessage,
+    outcome: _Outcome,
+    awaiting: set[int],
 ) -> None:
-    """Decide what happens next to a new customer message; run it after commit."""
+    """Decide what happens next to a new customer message; it runs after commit.
+
+    ``awaiting``: the batch's customers with data-rights answers waiting for the window to
+    open again (``dsr_customers_with_answers_awaiting``); delivered on their first message.
+    """
     if message.kind in ("reaction", "system", "unsupported"):
         return
     stale = timezone.now() - message.timestamp > STALE_INBOUND_AFTER
-    if not stale:
+    if not stale and conversation.customer_id in awaiting:
         # Answers announced by template outside the window go out now that it is open again.
+        awaiting.discard(conversation.customer_id)
         dsr_deliver_awaiting(conversation.customer)
     if message.kind == "text" and not stale and _answer_rights_request(stored, conversation):
         return
@@ -460,9 +664,21 @@ def _plan_followups(
         )
         in_bot = False
     if message.media and message.kind in ("image", "audio", "video", "document", "sticker"):
-        report.followups.append(_download_media(stored.pk, notify_bot=in_bot))
+        outcome.followup = ("media", stored.pk, in_bot)
     elif in_bot:
-        report.followups.append(_run_bot(stored.pk))
+        outcome.followup = ("bot", stored.pk, False)
+
+
+def _dispatch_followups(followups: list[tuple[str, int, bool, str]]) -> None:
+    """After commit: the bot and media downloads for the batch's new messages, each under its
+    request's id (one task message per kind for a batch, see ``enqueue_*``)."""
+    from bot.tasks import enqueue_inbound_messages
+    from whatsapp.tasks.media import enqueue_media_downloads
+
+    enqueue_media_downloads(
+        [(mid, notify, rid) for kind, mid, notify, rid in followups if kind == "media"]
+    )
+    enqueue_inbound_messages([(mid, rid) for kind, mid, _n, rid in followups if kind == "bot"])
 
 
 _PROTOCOL_HISTORY = re.compile(
@@ -516,24 +732,6 @@ def _answer_rights_request(stored: Message, conversation: Conversation) -> bool:
         conversation=conversation, sender_kind=Message.SenderKind.BOT, text=reply
     )
     return True
-
-
-def _download_media(message_id: int, *, notify_bot: bool) -> Callable[[], None]:
-    def run() -> None:
-        from whatsapp.tasks.media import download_media
-
-        download_media.delay(message_id, notify_bot=notify_bot)
-
-    return run
-
-
-def _run_bot(message_id: int) -> Callable[[], None]:
-    def run() -> None:
-        from bot.tasks import handle_inbound_message
-
-        handle_inbound_message.delay(message_id)
-
-    return run
 
 
 def events_pending(*, older_than: timedelta, limit: int = 500) -> list[int]:

@@ -1,8 +1,8 @@
 """Series of the WhatsApp channel: the webhook, Meta's Graph API, outbound delivery, media.
 
 Recorded at the doors and the chokepoints: the webhook view (received, rejected, how fast it
-answered), the stored events (processing lag, on the ``WebhookEvent`` save that marks them
-done), ``whatsapp.client`` (every Graph call by endpoint and outcome), ``whatsapp.delivery``
+answered), the stored events (processing lag, when the worker's batch that finishes them
+commits), ``whatsapp.client`` (every Graph call by endpoint and outcome), ``whatsapp.delivery``
 (limiter deferrals, Meta's refusals, time in the outbox). The webhook backlog and the token's
 health are read on scrape. Labels: endpoints, outcomes, Meta's numeric codes, reasons.
 """
@@ -16,7 +16,6 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 from django.db.models import Count, Min
-from django.db.models.signals import post_save
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 
@@ -167,21 +166,21 @@ def accepted_by_meta(*, queued_at: datetime | None) -> None:
         OUTBOX_SECONDS.observe(max(0.0, (timezone.now() - queued_at).total_seconds()))
 
 
-def _on_webhook_event(
-    sender: Any, instance: Any, created: bool, update_fields: Any = None, **_kwargs: Any
-) -> None:
-    """The worker finished an event (``_finish`` saves status and processed_at)."""
-    if created or not update_fields or "processed_at" not in update_fields:
-        return
-    status = label(instance.status, default="unknown")
-    lag = None
-    if instance.processed_at and instance.received_at:
-        lag = max(0.0, (instance.processed_at - instance.received_at).total_seconds())
+def webhook_events_finished(events: Iterable[Any]) -> None:
+    """The worker finished these events (``inbound._finish`` set status and processed_at);
+    counted once their batch commits."""
+    finished = []
+    for event in events:
+        lag = None
+        if event.processed_at and event.received_at:
+            lag = max(0.0, (event.processed_at - event.received_at).total_seconds())
+        finished.append((label(event.status, default="unknown"), lag))
 
     def record() -> None:
-        WEBHOOK_PROCESSED.labels(status=status).inc()
-        if lag is not None:
-            WEBHOOK_LAG.observe(lag)
+        for status, lag in finished:
+            WEBHOOK_PROCESSED.labels(status=status).inc()
+            if lag is not None:
+                WEBHOOK_LAG.observe(lag)
 
     on_commit(record)
 
@@ -215,7 +214,4 @@ def _collect_state() -> Iterable[Metric]:
 
 
 def connect() -> None:
-    from whatsapp.models import WebhookEvent
-
-    post_save.connect(_on_webhook_event, sender=WebhookEvent, dispatch_uid="metrics.webhook_event")
     register_state_collector("whatsapp", _collect_state)

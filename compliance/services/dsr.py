@@ -358,17 +358,26 @@ def dsr_deliver(*, request: DataSubjectRequest, text: str, erasure: bool = False
 AWAITING_ANSWER_DAYS = 30
 
 
+def _awaiting(now: Any) -> Any:
+    """Requests whose answer was announced by template and not delivered yet."""
+    return DataSubjectRequest.objects.filter(
+        answer_delivered=False,
+        answer_notified_at__gte=now - timedelta(days=AWAITING_ANSWER_DAYS),
+    ).exclude(answer_text="")
+
+
 def dsr_answers_awaiting(customer: Any, *, now: Any = None) -> list[DataSubjectRequest]:
     """Answers announced by template that the customer has not received yet (oldest first)."""
-    now = now or timezone.now()
-    return list(
-        DataSubjectRequest.objects.filter(
-            customer=customer,
-            answer_delivered=False,
-            answer_notified_at__gte=now - timedelta(days=AWAITING_ANSWER_DAYS),
-        )
-        .exclude(answer_text="")
-        .order_by("answered_at")
+    return list(_awaiting(now or timezone.now()).filter(customer=customer).order_by("answered_at"))
+
+
+def dsr_customers_with_answers_awaiting(customer_ids: Any, *, now: Any = None) -> set[int]:
+    """Which of these customers have answers awaiting (one query for a batch of messages:
+    ``dsr_deliver_awaiting`` need only run for them)."""
+    return set(
+        _awaiting(now or timezone.now())
+        .filter(customer_id__in=list(customer_ids))
+        .values_list("customer_id", flat=True)
     )
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from celery import shared_task
 
+from ispsupport import requestid
 from whatsapp import delivery, media
 from whatsapp.client import GraphError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["download_media"]
+__all__ = ["download_media", "download_media_many", "enqueue_media_downloads"]
 
 
 @shared_task(name="whatsapp.download_media", bind=True, max_retries=4, acks_late=True)
@@ -46,3 +48,24 @@ def download_media(self, message_id: int, notify_bot: bool = False) -> str:
 
         handle_inbound_message.delay(message_id)
     return result
+
+
+@shared_task(name="whatsapp.download_media_many", acks_late=True, ignore_result=True)
+def download_media_many(items: list[list]) -> int:
+    """Fan a batch out: one ``download_media`` per ``[message id, notify bot, request id]``,
+    each under its message's request id (see ``bot.handle_inbound_messages``)."""
+    for message_id, notify_bot, request_id in items:
+        with requestid.context(request_id):
+            download_media.delay(int(message_id), notify_bot=bool(notify_bot))
+    return len(items)
+
+
+def enqueue_media_downloads(items: Sequence[tuple[int, bool, str]]) -> None:
+    """Download the media of each (message id, notify bot, request id): one task message for
+    a single one, one fan-out message for more. Call after commit."""
+    if len(items) == 1:
+        ((message_id, notify_bot, request_id),) = items
+        with requestid.context(request_id):
+            download_media.delay(message_id, notify_bot=notify_bot)
+    elif items:
+        download_media_many.delay([[m, notify, rid] for m, notify, rid in items])
