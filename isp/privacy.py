@@ -421,6 +421,8 @@ class ContractImportsProvider(Provider):
         "isp.contractimport": {
             "report": "Relatório das linhas rejeitadas: número da linha, coluna e motivo, sem "
             "nenhum valor do arquivo.",
+            "error": "Motivo da recusa do arquivo inteiro (cabeçalho, codificação, arquivo "
+            "ilegível): cita só nomes de colunas reconhecidas e números de linha, nunca valores.",
         }
     }
     legal_basis = (LegalBasis.CONTRACT,)
