@@ -238,7 +238,9 @@ def _process_locked_event(event: WebhookEvent, batch: ProcessReport | None = Non
     )
     _finish(event, status, report)
     for followup in report.followups:
-        transaction.on_commit(requestid.bind(followup))
+        # Robust: a broker that refuses one (an outage) must not cost the others, nor the
+        # batch its drain; the follow-up sweeper enqueues whatever was refused.
+        transaction.on_commit(requestid.bind(followup), robust=True)
     if batch is not None:
         batch.add(report)
     return report
@@ -516,6 +518,70 @@ def _answer_rights_request(stored: Message, conversation: Conversation) -> bool:
         conversation=conversation, sender_kind=Message.SenderKind.BOT, text=reply
     )
     return True
+
+
+# What the bot never reads: no bot turn is planned for these kinds (see _plan_followups).
+_NO_FOLLOWUP_KINDS = ("reaction", "system", "unsupported")
+_MEDIA_KINDS = ("image", "audio", "video", "document", "sticker")
+
+
+def messages_awaiting_followup(
+    *, older_than: timedelta, limit: int = 200, now: datetime | None = None
+) -> list[Message]:
+    """Customers' messages whose bot turn never came: for the follow-up sweeper.
+
+    The bot turn (or the media download before it) is enqueued after the message's commit;
+    when the broker refuses it (an outage) nothing else would ever answer that customer. Picked:
+    conversations still with the bot whose customer wrote between ``older_than`` and
+    ``STALE_INBOUND_AFTER`` ago, whose latest inbound message (of a kind the bot reads) has no
+    ``BotDecision`` and was followed by no message of the bot (a rights request is answered
+    without a decision). Oldest first, at most ``limit``.
+    """
+    from django.db.models import Exists, OuterRef, Subquery
+
+    from bot.models import BotDecision
+
+    now = now or timezone.now()
+    latest_inbound = (
+        Message.objects.filter(conversation_id=OuterRef("pk"), direction=Message.Direction.INBOUND)
+        .exclude(type__in=_NO_FOLLOWUP_KINDS)
+        .order_by("-created_at", "-pk")
+    )
+    conversations = (
+        Conversation.objects.filter(
+            state=Conversation.State.BOT,
+            last_customer_message_at__gte=now - STALE_INBOUND_AFTER,
+            last_customer_message_at__lt=now - older_than,
+        )
+        .annotate(
+            latest_id=Subquery(latest_inbound.values("pk")[:1]),
+            latest_at=Subquery(latest_inbound.values("created_at")[:1]),
+        )
+        .filter(latest_id__isnull=False, latest_at__lt=now - older_than)
+        .exclude(Exists(BotDecision.objects.filter(message_id=OuterRef("latest_id"))))
+        .exclude(
+            Exists(
+                Message.objects.filter(
+                    conversation_id=OuterRef("pk"),
+                    direction=Message.Direction.OUTBOUND,
+                    sender_kind=Message.SenderKind.BOT,
+                    created_at__gte=OuterRef("latest_at"),
+                )
+            )
+        )
+        .order_by("last_customer_message_at")
+        .values_list("latest_id", flat=True)[:limit]
+    )
+    return list(Message.objects.filter(pk__in=list(conversations)).order_by("created_at", "pk"))
+
+
+def followup_redispatch(message: Message) -> str:
+    """Enqueue the follow-up a message's commit should have enqueued: ``media`` or ``bot``."""
+    if message.type in _MEDIA_KINDS and message.media_id and not message.media_file:
+        _download_media(message.pk, notify_bot=True)()
+        return "media"
+    _run_bot(message.pk)()
+    return "bot"
 
 
 def _download_media(message_id: int, *, notify_bot: bool) -> Callable[[], None]:
