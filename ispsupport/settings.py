@@ -552,6 +552,16 @@ WHATSAPP_OUTBOX_SWEEP_AFTER_SECONDS = env_int("WHATSAPP_OUTBOX_SWEEP_AFTER_SECON
 WHATSAPP_WEBHOOK_SWEEP_AFTER_SECONDS = env_int("WHATSAPP_WEBHOOK_SWEEP_AFTER_SECONDS", 120)
 WHATSAPP_FOLLOWUP_SWEEP_AFTER_SECONDS = env_int("WHATSAPP_FOLLOWUP_SWEEP_AFTER_SECONDS", 120)
 WHATSAPP_HTTP_TIMEOUT_SECONDS = env_float("WHATSAPP_HTTP_TIMEOUT_SECONDS", 10.0)
+# A delivery attempt holds its message this long (upload + send); a worker that dies holding it
+# delays that reply by at most this much (then the outbox sweeper takes over). It must outlast
+# an attempt: two Graph calls, each up to the connect (3 s) and read timeouts.
+WHATSAPP_CLAIM_LEASE_SECONDS = env_int("WHATSAPP_CLAIM_LEASE_SECONDS", 60)
+if WHATSAPP_CLAIM_LEASE_SECONDS < 2 * (WHATSAPP_HTTP_TIMEOUT_SECONDS + 3.05) + 2:
+    raise ImproperlyConfigured(
+        "WHATSAPP_CLAIM_LEASE_SECONDS must exceed two Graph calls: at least "
+        f"{2 * (WHATSAPP_HTTP_TIMEOUT_SECONDS + 3.05) + 2:.0f} s with "
+        f"WHATSAPP_HTTP_TIMEOUT_SECONDS={WHATSAPP_HTTP_TIMEOUT_SECONDS:g}"
+    )
 WHATSAPP_TOKEN_ALERT_SECONDS = env_int("WHATSAPP_TOKEN_ALERT_SECONDS", 3600)
 WHATSAPP_MEDIA_MAX_BYTES = env_int("WHATSAPP_MEDIA_MAX_BYTES", 100 * 1024 * 1024)
 # Without a broker (eager Celery) a delayed retry runs on a timer thread; tests turn it off.

@@ -43,7 +43,6 @@ from whatsapp.models import EarlyStatus
 
 logger = logging.getLogger(__name__)
 
-CLAIM_LEASE_SECONDS = 60
 TOKEN_FLAG_KEY = "whatsapp:token-rejected"  # noqa: S105 - a cache key, not a secret
 TEXT_MAX = 4096
 CAPTION_MAX = 1024
@@ -277,7 +276,7 @@ def message_deliver(
         return _defer(message, wait, now)
 
     message = conv_services.message_claim_for_delivery(
-        message_id=message_id, lease_seconds=CLAIM_LEASE_SECONDS, now=now
+        message_id=message_id, lease_seconds=int(settings.WHATSAPP_CLAIM_LEASE_SECONDS), now=now
     )
     if message is None:
         return Outcome("skipped")
