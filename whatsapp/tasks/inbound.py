@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DatabaseError
 
 from whatsapp import inbound
@@ -73,10 +74,25 @@ def sweep_inbound_followups() -> int:
     """
     older_than = timedelta(seconds=settings.WHATSAPP_FOLLOWUP_SWEEP_AFTER_SECONDS)
     messages = inbound.messages_awaiting_followup(older_than=older_than)
-    kinds = [inbound.followup_redispatch(message) for message in messages]
+    kinds = [
+        inbound.followup_redispatch(message)
+        for message in messages
+        if _first_redispatch_in(message.pk, older_than)
+    ]
     if kinds:
         logger.warning(
             "follow-up sweeper re-dispatched customers' messages",
             extra={"count": len(kinds), "media": kinds.count("media")},
         )
     return len(kinds)
+
+
+def _first_redispatch_in(message_id: int, period: timedelta) -> bool:
+    """At most one re-dispatch per message per period: a turn that is only queued behind a
+    backlog must not be queued again at every sweep. Without the cache, re-dispatch anyway
+    (the bot is idempotent)."""
+    try:
+        return cache.add(f"whatsapp:followup:{message_id}", "1", timeout=period.total_seconds())
+    except Exception:
+        logger.warning("follow-up sweeper: cache unavailable, re-dispatching anyway")
+        return True

@@ -27,16 +27,15 @@ WA_ID = "5511987650001"
 
 
 @contextlib.contextmanager
-def _broker_down():
-    """Publish for real (not eagerly) to a broker on a closed port: every enqueue is refused."""
+def _broker(url: str):
+    """Publish for real (not eagerly) to ``url``: a closed port refuses every enqueue; kombu's
+    in-memory transport queues them where no worker ever takes them (a backlog)."""
     from ispsupport.celery import app
 
     saved = {
         key: app.conf[key] for key in ("task_always_eager", "broker_url", "task_publish_retry")
     }
-    app.conf.update(
-        task_always_eager=False, broker_url="redis://127.0.0.1:9/0", task_publish_retry=False
-    )
+    app.conf.update(task_always_eager=False, broker_url=url, task_publish_retry=False)
     app._pool = None  # a connection pool for the URL above, not the one the process had
     app.amqp._producer_pool = None
     try:
@@ -45,6 +44,10 @@ def _broker_down():
         app._pool = None
         app.amqp._producer_pool = None
         app.conf.update(saved)
+
+
+def _broker_down():
+    return _broker("redis://127.0.0.1:9/0")
 
 
 def _receive(client, django_capture_on_commit_callbacks, text: str) -> Message:
@@ -86,6 +89,17 @@ def test_a_bot_turn_the_broker_refused_is_enqueued_by_the_sweeper(
     assert Message.objects.filter(conversation=message.conversation, direction="out").exists()
     # Decided: the next sweep leaves it alone.
     assert _sweep(django_capture_on_commit_callbacks) == 0
+
+
+def test_a_turn_only_queued_behind_a_backlog_is_re_dispatched_once_per_period(
+    client, django_capture_on_commit_callbacks
+):
+    with _broker("memory://"):
+        message = _receive(client, django_capture_on_commit_callbacks, "minha internet caiu")
+        _age(message, 300)
+        assert _sweep(django_capture_on_commit_callbacks) == 1  # queued again, once
+        assert _sweep(django_capture_on_commit_callbacks) == 0
+    assert not BotDecision.objects.exists()
 
 
 def test_the_sweeper_waits_before_taking_a_turn_over_and_gives_up_on_stale_ones(
