@@ -211,7 +211,7 @@ class SimulatorState:
 
     def add_window(self, answer: Scripted, *, seconds: float) -> None:
         """Answer every request to ``answer.endpoint`` with ``answer`` for the next ``seconds``
-        (after anything queued with ``push_*``)."""
+        (after anything queued with ``push_*``; a later window shadows an earlier one)."""
         with self.lock:
             self.windows.append(Window(answer, time.monotonic() + seconds))
 
@@ -266,7 +266,7 @@ class SimulatorState:
                     return item
             now = time.monotonic()
             self.windows = [w for w in self.windows if w.until > now]
-            for window in self.windows:
+            for window in reversed(self.windows):  # the latest window wins
                 if window.answer.endpoint in (endpoint, "any"):
                     window.hits += 1
                     return window.answer

@@ -524,7 +524,7 @@ async def api_faults(request: HttpRequest) -> HttpResponse:
     ``POST`` JSON ``{"kind": "error"|"http"|"timeout"|"hold", "endpoint": "messages",
     "code": 130429, "status": 429, "retry_after": 2, "seconds": 5, "times": 3}`` queues the
     answer for the next ``times`` requests, or with ``"for_seconds": 30`` answers every request
-    so for that long. ``DELETE`` forgets every fault. ``GET`` (and both others) answer what is
+    so for that long (the latest window wins over earlier ones). ``DELETE`` forgets every fault. ``GET`` (and both others) answer what is
     scripted, how many requests are held now and what was answered per endpoint and status.
     """
     if request.method == "DELETE":

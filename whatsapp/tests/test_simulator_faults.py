@@ -67,6 +67,18 @@ def test_a_window_refuses_every_send_with_metas_code_and_retry_after_until_clear
     assert _faults(loopback_url).json()["answered"]["messages"] == {"429": 4, "200": 1}
 
 
+def test_the_latest_window_wins_so_failure_modes_follow_each_other_without_a_gap(
+    graph, loopback_url
+):
+    _faults(loopback_url, "POST", {"kind": "http", "status": 500, "for_seconds": 60})
+    _faults(loopback_url, "POST", {"kind": "http", "status": 503, "for_seconds": 60})
+
+    with pytest.raises(GraphError) as caught:
+        get_client().send(PNID, TEXT)
+    assert caught.value.http_status == 503
+    assert len(_faults(loopback_url).json()["windows"]) == 2
+
+
 def test_a_held_send_is_handled_after_the_hold_and_counted(graph, loopback_url):
     _faults(loopback_url, "POST", {"kind": "hold", "seconds": 0.3})
 
