@@ -144,7 +144,7 @@ def test_webhook_reaches_the_agents_socket_and_the_bot_reply_reaches_meta(fleet)
     assert sorted(replies_at_meta()) == sorted(w for w, _ in outbound)
 
     # Meta retries the same webhook: stored once, answered once.
-    assert fleet.postwebhook(body) == 200
+    assert fleet.post_webhook(body) == 200
     time.sleep(3)
     stored = query(fleet, "SELECT count(*) FROM conversations_message WHERE wamid = %s", [wamid])
     assert stored == [(1,)]
