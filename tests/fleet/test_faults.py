@@ -67,6 +67,7 @@ TIMINGS = {
     "WHATSAPP_SWEEP_INTERVAL_SECONDS": "5",  # the three sweepers' beat interval [60]
     "WHATSAPP_WEBHOOK_SWEEP_AFTER_SECONDS": "30",  # [120]
     "WHATSAPP_FOLLOWUP_SWEEP_AFTER_SECONDS": "30",  # [120]
+    "DB_POOL_TIMEOUT_SECONDS": "5",  # wait for a pooled connection (PostgreSQL down) [10]
     "GEMINI_TIMEOUT_SECONDS": "2",  # [8]
     "GEMINI_BREAKER_RESET_SECONDS": "10",  # [60]
     "GEMINI_REQUESTS_PER_MINUTE": "1000",  # the quota is not under test here [120]
@@ -306,6 +307,17 @@ def test_a_webhooks_worker_killed_mid_batch_redelivers_it_and_stores_each_messag
     wait_decided(fleet, [first], 60, "the regular customer's first message decided")
     ((conversation_id,),) = query(
         fleet, "SELECT conversation_id FROM conversations_message WHERE wamid = %s", [first]
+    )
+    # Quiet first: the replies delivered and their statuses applied (they touch the same row).
+    wait_for(
+        lambda: query(
+            fleet,
+            "SELECT count(*) = 0 FROM conversations_message WHERE conversation_id = %s "
+            "AND direction = 'out' AND status NOT IN ('delivered', 'read')",
+            [conversation_id],
+        )[0][0],
+        60,
+        "the first replies delivered",
     )
 
     with psycopg.connect(fleet.config.database_url, connect_timeout=5) as locker:
