@@ -6,7 +6,6 @@ import logging
 from collections.abc import Sequence
 
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
 
 from bot import selectors, services
 from bot.analysis import ModelBusy
@@ -25,7 +24,12 @@ _BACKOFF_S = (1.0, 2.0)
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    soft_time_limit=30,
+    # No soft limit: Celery delivers it as a signal that raises inside whatever the pool process
+    # is doing. After a broker outage longer than the limit, the pool fired it for decisions
+    # that had finished meanwhile, into idle processes reading their next job: the pipe broke
+    # and the worker died (tests/fleet/test_faults.py, Redis stopped). The decision bounds its
+    # own time (the latency budget, the model's and the ERP's timeouts); the hard limit stays
+    # as the last resort (the pool process is killed, the task redelivered).
     time_limit=45,
     max_retries=MAX_MODEL_RETRIES,
     ignore_result=True,
@@ -49,9 +53,6 @@ def handle_inbound_message(self, message_id: int) -> str:
                 extra={"message_id": message_id, "countdown_s": countdown, "kind": exc.kind},
             )
             raise self.retry(countdown=countdown, max_retries=MAX_MODEL_RETRIES) from exc
-        return services.bot_handle_inbound(message_id=message_id, model_failed=True).status
-    except SoftTimeLimitExceeded:
-        logger.warning("bot: decision over its time limit", extra={"message_id": message_id})
         return services.bot_handle_inbound(message_id=message_id, model_failed=True).status
 
 

@@ -46,6 +46,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -234,6 +235,12 @@ class Fleet:
         self.processes: dict[str, RunningProcess] = {}
         self.env: dict[str, str] = {}
         self.fleet_id = ""
+        # Supervision (``supervise()``): processes stopped on purpose, and every restart made.
+        self.restarts: list[dict[str, object]] = []
+        self._held_down: set[str] = set()
+        self._lock = threading.RLock()
+        self._supervisor: threading.Thread | None = None
+        self._supervisor_stop = threading.Event()
 
     # --- configuration ------------------------------------------------------------------------
 
@@ -624,6 +631,7 @@ http {{
         SIGTERM (SIGQUIT for nginx: graceful) and a wait, so Celery finishes its tasks (acks
         late) and gunicorn its requests; SIGKILL to the process's own group after ``timeout``.
         """
+        self._stop_supervising()
         order = ["balancer", "web", "ws", "graph", "beat", "worker", "redis"]
         outcome: dict[str, str] = {}
         for role in order:
@@ -670,18 +678,98 @@ http {{
             return False
         return True
 
-    def stop_process(self, name: str, timeout: float = 30.0, sig: int = signal.SIGTERM) -> str:
-        """Stop one process (SIGKILL for a crash, SIGTERM for a clean stop)."""
-        self.send_signal(name, sig)
+    def stop_process(
+        self, name: str, timeout: float = 30.0, sig: int = signal.SIGTERM, *, group: bool = False
+    ) -> str:
+        """Stop one process (SIGKILL for a crash, SIGTERM for a clean stop).
+
+        ``group=True`` signals its whole process group (a Celery worker with its pool
+        processes: the crash of a host or container), not only its main process.
+        """
+        self._held_down.add(name)  # on purpose: the supervisor leaves it down
+        if group:
+            process = self.processes[name]
+            if self.is_running(name):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, sig)
+        else:
+            self.send_signal(name, sig)
         return self._reap(name, timeout)
+
+    def pool_processes(self, name: str) -> list[int]:
+        """Pids of the children of one process: a prefork Celery worker's pool processes."""
+        process = self.processes[name]
+        if not self.is_running(name):
+            return []
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == str(process.pid) and fields[0] not in ("Z", "X"):
+                children.append(int(stat.parent.name))
+        return sorted(children)
+
+    def kill_pool_processes(self, name: str, sig: int = signal.SIGKILL) -> list[int]:
+        """Signal every pool process of a worker (the main process stays: it sees them die,
+        requeues their tasks and starts new ones). Returns the pids signalled."""
+        killed = []
+        for pid in self.pool_processes(name):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+                killed.append(pid)
+        return killed
 
     def start_process(self, name: str, timeout: float = 60.0) -> None:
         """Start one stopped process again, with the command it had, and wait until it is ready."""
-        if self.is_running(name):
-            raise FleetError(f"{name} is already running")
-        spec = self.processes[name].spec
-        self._launch(spec)
+        with self._lock:
+            if self.is_running(name):
+                raise FleetError(f"{name} is already running")
+            spec = self.processes[name].spec
+            self._launch(spec)
+            self._held_down.discard(name)
         self._wait_ready([spec], time.monotonic() + timeout)
+
+    # --- supervision --------------------------------------------------------------------------
+
+    def supervise(self, interval: float = 1.0) -> None:
+        """Start again, from now on, any process that exits without being stopped through
+        ``stop_process``/``stop`` — what production's process manager does (docker-compose
+        ``restart: unless-stopped``, systemd ``Restart=always``). Each restart is appended to
+        ``restarts`` (name, exit status, time) and noted in the process's log."""
+        if self._supervisor is not None and self._supervisor.is_alive():
+            return
+        self._supervisor_stop.clear()
+        self._supervisor = threading.Thread(
+            target=self._supervise, args=(interval,), name="fleet-supervisor", daemon=True
+        )
+        self._supervisor.start()
+
+    def _supervise(self, interval: float) -> None:
+        while not self._supervisor_stop.wait(interval):
+            for name, process in list(self.processes.items()):
+                with self._lock:
+                    if self._supervisor_stop.is_set():
+                        return
+                    if name in self._held_down or self.is_running(name):
+                        continue
+                    status = process.handle.poll() if process.handle is not None else None
+                    self.restarts.append({"name": name, "exit": status, "at": time.time()})
+                    with contextlib.suppress(OSError), open(process.log, "ab") as log:
+                        log.write(
+                            f"\n--- exited ({status}); restarted by the supervisor\n".encode()
+                        )
+                    try:
+                        self._launch(process.spec)
+                    except OSError:
+                        self.restarts[-1]["failed"] = True
+
+    def _stop_supervising(self) -> None:
+        self._supervisor_stop.set()
+        if self._supervisor is not None:
+            self._supervisor.join(10)
+            self._supervisor = None
 
     # --- state --------------------------------------------------------------------------------
 
@@ -768,6 +856,33 @@ http {{
         finally:
             conn.close()
 
+    def graph_faults(self, method: str = "GET", fault: dict | None = None) -> dict:
+        """The Graph simulator's fault control (``/simulator/api/faults``): ``POST`` a fault
+        (see ``whatsapp.simulator.views.api_faults``), ``DELETE`` them all, ``GET`` the state."""
+        conn = http.client.HTTPConnection(self.config.host, self.config.graph_port, timeout=10)
+        try:
+            body = json.dumps(fault).encode() if fault is not None else None
+            conn.request(
+                method,
+                "/simulator/api/faults",
+                body=body,
+                headers={"Content-Type": "application/json"} if body else {},
+            )
+            response = conn.getresponse()
+            payload = response.read()
+            if response.status != 200:
+                raise FleetError(f"graph faults {method}: HTTP {response.status} {payload[:300]!r}")
+            return json.loads(payload)
+        finally:
+            conn.close()
+
+    def graph_thread(self, wa_id: str) -> list[dict]:
+        """What the simulated phone of ``wa_id`` holds (``dir`` "out": sends Meta accepted)."""
+        status, _, body = http_get(f"{self.graph_url}/simulator/api/thread?wa_id={wa_id}", 10.0)
+        if status != 200:
+            raise FleetError(f"graph thread: HTTP {status}")
+        return json.loads(body)["messages"]
+
     def __enter__(self) -> Fleet:
         return self.start()
 
@@ -796,6 +911,178 @@ def ensure_database(url: str, *, fresh: bool = False) -> bool:
             return False
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return True
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL server of our own (``initdb`` + ``pg_ctl`` in a temporary folder).
+
+    For fault tests that must stop or restart the database: the shared server on 5432 serves
+    other people and is never touched. Listens on 127.0.0.1:``port`` only (trust, user
+    ``postgres``), sockets inside its folder. As root the server runs as the ``postgres`` user
+    (``initdb`` refuses root); as anyone else, as that user. ``remove()`` stops it and deletes
+    the folder; call it in a ``finally`` (or a fixture finalizer) whatever happens.
+
+    ``PrivatePostgres.unavailable()`` says why one cannot be made here (no server binaries, root
+    without a ``postgres`` user), or returns None.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        bindir: Path | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
+        self.bindir = bindir or self.find_bindir()
+        if self.bindir is None:
+            raise FleetError(self.unavailable() or "PostgreSQL server binaries not found")
+        self.port = port or free_port()
+        self.settings = dict(settings or {})  # more postgresql.conf lines (name → value)
+        self.dir: Path | None = None
+        self.started = False
+
+    # --- where the binaries are, and who runs them --------------------------------------------
+
+    @staticmethod
+    def find_bindir() -> Path | None:
+        """``PG_BINDIR``, else the newest ``/usr/lib/postgresql/<v>/bin`` (Debian, Ubuntu), else
+        the folder of an ``initdb`` on PATH."""
+        candidates: list[Path] = []
+        if os.environ.get("PG_BINDIR"):
+            candidates.append(Path(os.environ["PG_BINDIR"]))
+
+        def version(path: Path) -> float:
+            try:
+                return float(path.parent.name)
+            except ValueError:
+                return 0.0
+
+        debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=version, reverse=True)
+        candidates.extend(debian)
+        on_path = shutil.which("initdb")
+        if on_path:
+            candidates.append(Path(on_path).resolve().parent)
+        for folder in candidates:
+            if all((folder / b).is_file() for b in ("initdb", "pg_ctl", "postgres")):
+                return folder
+        return None
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        if cls.find_bindir() is None:
+            return (
+                "no PostgreSQL server binaries (initdb, pg_ctl): install the server package "
+                "(Debian: postgresql) or set PG_BINDIR"
+            )
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                return "running as root without a 'postgres' user to run initdb as"
+            if not shutil.which("runuser"):
+                return "running as root without runuser (util-linux) to run initdb as postgres"
+        return None
+
+    def _as_owner(self, argv: list[str]) -> list[str]:
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--", *argv]
+        return argv
+
+    def _run(self, *args: str, timeout: float = 90.0) -> str:
+        result = subprocess.run(
+            self._as_owner([str(self.bindir / args[0]), *args[1:]]),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"},
+        )
+        if result.returncode != 0:
+            raise FleetError(
+                f"private PostgreSQL: {args[0]} {' '.join(args[1:2])} failed:\n"
+                f"{result.stdout[-1500:]}{result.stderr[-1500:]}"
+            )
+        return result.stdout
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def data(self) -> Path:
+        assert self.dir is not None, "create() first"
+        return self.dir / "data"
+
+    def url(self, database: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create(self) -> PrivatePostgres:
+        """initdb and start; returns self."""
+        import tempfile
+
+        self.dir = Path(tempfile.mkdtemp(prefix="ispsupport-pg-"))
+        if os.geteuid() == 0:
+            import pwd
+
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.dir, owner.pw_uid, owner.pw_gid)
+        self.dir.chmod(0o700)
+        self._run(
+            "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+            "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
+        )  # fmt: skip
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                "\n# ispsupport: a private server for fault tests (deploy/fleet.py)\n"
+                f"port = {self.port}\n"
+                "listen_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.dir}'\n"
+                "max_connections = 200\n"
+                "logging_collector = off\n"
+            )
+            for name, value in self.settings.items():
+                conf.write(f"{name} = {value}\n")
+        self.start()
+        return self
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "server.log"), "-w",
+                  "-t", "60", "start")  # fmt: skip
+        self.started = True
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast``: clients are disconnected, open transactions roll back (a clean restart);
+        ``immediate``: like a crash (recovery from the WAL at the next start)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
+        self.started = False
+
+    def restart(self, mode: str = "fast") -> None:
+        self.stop(mode)
+        self.start()
+
+    def is_accepting(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def remove(self) -> None:
+        """Stop the server (if running) and delete its folder. Safe to call twice."""
+        if self.dir is None:
+            return
+        if (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(FleetError, subprocess.TimeoutExpired):
+                self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+        self.started = False
+
+    def __enter__(self) -> PrivatePostgres:
+        return self.create()
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
 
 
 def _tail(path: Path, lines: int = 25) -> str:

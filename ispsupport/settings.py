@@ -281,17 +281,33 @@ CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
     "whatsapp.process_webhook_event": {"queue": "webhooks"},
     "whatsapp.process_pending_webhook_events": {"queue": "webhooks"},
     "whatsapp.sweep_webhook_events": {"queue": "webhooks"},
+    "whatsapp.sweep_inbound_followups": {"queue": "webhooks"},
     "whatsapp.deliver_outbound_message": {"queue": "outbound"},
     "whatsapp.download_media": {"queue": "media"},
     "whatsapp.download_media_many": {"queue": "media"},
     "whatsapp.mark_conversation_read": {"queue": "outbound"},
     "bot.*": {"queue": "ai"},
 }
+# How often the sweepers look for work a lost task or a broker outage left behind (seconds).
+WHATSAPP_SWEEP_INTERVAL_SECONDS = env_float("WHATSAPP_SWEEP_INTERVAL_SECONDS", 60.0)
+if not 1 <= WHATSAPP_SWEEP_INTERVAL_SECONDS <= 3600:
+    raise ImproperlyConfigured("WHATSAPP_SWEEP_INTERVAL_SECONDS must be between 1 and 3600")
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # Events stored but never processed (lost task, broker outage) are dispatched again.
-    "whatsapp.sweep_webhook_events": {"task": "whatsapp.sweep_webhook_events", "schedule": 60.0},
+    "whatsapp.sweep_webhook_events": {
+        "task": "whatsapp.sweep_webhook_events",
+        "schedule": WHATSAPP_SWEEP_INTERVAL_SECONDS,
+    },
+    # Customers' messages whose bot turn (or media download) was never enqueued get it now.
+    "whatsapp.sweep_inbound_followups": {
+        "task": "whatsapp.sweep_inbound_followups",
+        "schedule": WHATSAPP_SWEEP_INTERVAL_SECONDS,
+    },
     # Replies left pending (lost task, broker outage) are delivered again: no reply is lost.
-    "whatsapp.sweep_outbox": {"task": "whatsapp.sweep_outbox", "schedule": 60.0},
+    "whatsapp.sweep_outbox": {
+        "task": "whatsapp.sweep_outbox",
+        "schedule": WHATSAPP_SWEEP_INTERVAL_SECONDS,
+    },
 }
 
 # --- Auth -------------------------------------------------------------------------------------
@@ -547,7 +563,21 @@ WHATSAPP_PAIR_BURST = env_int("WHATSAPP_PAIR_BURST", 5)
 WHATSAPP_DELIVERY_MAX_ATTEMPTS = env_int("WHATSAPP_DELIVERY_MAX_ATTEMPTS", 6)
 WHATSAPP_RETRY_BASE_SECONDS = env_float("WHATSAPP_RETRY_BASE_SECONDS", 2.0)
 WHATSAPP_OUTBOX_SWEEP_AFTER_SECONDS = env_int("WHATSAPP_OUTBOX_SWEEP_AFTER_SECONDS", 60)
+# Stored webhook events, and customers' messages still waiting for their bot turn, are taken
+# over by the sweepers after this long.
+WHATSAPP_WEBHOOK_SWEEP_AFTER_SECONDS = env_int("WHATSAPP_WEBHOOK_SWEEP_AFTER_SECONDS", 120)
+WHATSAPP_FOLLOWUP_SWEEP_AFTER_SECONDS = env_int("WHATSAPP_FOLLOWUP_SWEEP_AFTER_SECONDS", 120)
 WHATSAPP_HTTP_TIMEOUT_SECONDS = env_float("WHATSAPP_HTTP_TIMEOUT_SECONDS", 10.0)
+# A delivery attempt holds its message this long (upload + send); a worker that dies holding it
+# delays that reply by at most this much (then the outbox sweeper takes over). It must outlast
+# an attempt: two Graph calls, each up to the connect (3 s) and read timeouts.
+WHATSAPP_CLAIM_LEASE_SECONDS = env_int("WHATSAPP_CLAIM_LEASE_SECONDS", 60)
+if WHATSAPP_CLAIM_LEASE_SECONDS < 2 * (WHATSAPP_HTTP_TIMEOUT_SECONDS + 3.05) + 2:
+    raise ImproperlyConfigured(
+        "WHATSAPP_CLAIM_LEASE_SECONDS must exceed two Graph calls: at least "
+        f"{2 * (WHATSAPP_HTTP_TIMEOUT_SECONDS + 3.05) + 2:.0f} s with "
+        f"WHATSAPP_HTTP_TIMEOUT_SECONDS={WHATSAPP_HTTP_TIMEOUT_SECONDS:g}"
+    )
 WHATSAPP_TOKEN_ALERT_SECONDS = env_int("WHATSAPP_TOKEN_ALERT_SECONDS", 3600)
 WHATSAPP_MEDIA_MAX_BYTES = env_int("WHATSAPP_MEDIA_MAX_BYTES", 100 * 1024 * 1024)
 # Without a broker (eager Celery) a delayed retry runs on a timer thread; tests turn it off.

@@ -53,3 +53,15 @@ def test_embedded_default_is_sao_paulo_and_portuguese(settings):
     assert settings.LANGUAGE_CODE == "pt-br"
     assert [code for code, _name in settings.LANGUAGES] == ["pt-br", "en"]
     assert "django.middleware.locale.LocaleMiddleware" in settings.MIDDLEWARE
+
+
+def test_a_claim_lease_shorter_than_a_delivery_attempt_is_refused_naming_the_minimum():
+    # Two Graph calls of up to 3 + 10 s each: a shorter lease would let a second worker send
+    # a reply the first one is still sending.
+    result = _run_check({"WHATSAPP_CLAIM_LEASE_SECONDS": "20"})
+    assert result.returncode != 0
+    assert "WHATSAPP_CLAIM_LEASE_SECONDS must exceed two Graph calls: at least 28 s" in (
+        result.stderr
+    )
+    shorter_calls = {"WHATSAPP_CLAIM_LEASE_SECONDS": "20", "WHATSAPP_HTTP_TIMEOUT_SECONDS": "3"}
+    assert _run_check(shorter_calls).returncode == 0

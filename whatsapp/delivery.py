@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -43,7 +44,6 @@ from whatsapp.models import EarlyStatus
 
 logger = logging.getLogger(__name__)
 
-CLAIM_LEASE_SECONDS = 60
 TOKEN_FLAG_KEY = "whatsapp:token-rejected"  # noqa: S105 - a cache key, not a secret
 TEXT_MAX = 4096
 CAPTION_MAX = 1024
@@ -277,7 +277,7 @@ def message_deliver(
         return _defer(message, wait, now)
 
     message = conv_services.message_claim_for_delivery(
-        message_id=message_id, lease_seconds=CLAIM_LEASE_SECONDS, now=now
+        message_id=message_id, lease_seconds=int(settings.WHATSAPP_CLAIM_LEASE_SECONDS), now=now
     )
     if message is None:
         return Outcome("skipped")
@@ -304,14 +304,51 @@ def message_deliver(
     except GraphError as exc:
         return _handle_error(message, exc, number, now)
 
-    with transaction.atomic():  # one commit for the wamid and any statuses that outran it
-        conv_services.message_mark_sent(message=message, wamid=wamid)
-        early_statuses_apply(wamid=wamid)
+    _record_sent(message, wamid, claimed_at=now)
     metrics.accepted_by_meta(queued_at=message.created_at)
     ratelimit.reset_strikes(_pair_key(number, message.conversation))
     cache.delete(TOKEN_FLAG_KEY)
     logger.info("outbound: sent", extra={"message_id": message_id, "wamid": wamid})
     return Outcome("sent", wamid=wamid)
+
+
+# Retries of the wamid's write stop this long before the claim expires: past it, the sweeper
+# may hand the message to another worker, which would send it again anyway.
+_RECORD_MARGIN_SECONDS = 5.0
+
+
+def _record_sent(message: Message, wamid: str, *, claimed_at: datetime) -> None:
+    """Store Meta's acceptance (the wamid, and any statuses that outran it) in one commit.
+
+    Meta has the message now: if the database refuses the write (restarting, failing over), the
+    reply would be pending again once the claim expires and be sent a second time. So the write
+    is retried, on a fresh connection each time, while the claim still holds; only a database
+    down for longer than that leaves the reply to be sent again (README "Faults").
+    """
+    lease = float(settings.WHATSAPP_CLAIM_LEASE_SECONDS)
+    deadline = claimed_at + timedelta(seconds=lease - _RECORD_MARGIN_SECONDS)
+    delay = 0.5
+    while True:
+        try:
+            with transaction.atomic():
+                conv_services.message_mark_sent(message=message, wamid=wamid)
+                early_statuses_apply(wamid=wamid)
+            return
+        except DatabaseError:
+            if timezone.now() + timedelta(seconds=delay) > deadline:
+                logger.error(
+                    "outbound: accepted by Meta but not recorded; it will be sent again",
+                    extra={"message_id": message.pk, "wamid": wamid},
+                )
+                raise
+            logger.warning(
+                "outbound: accepted by Meta, recording it failed; retrying",
+                extra={"message_id": message.pk, "wamid": wamid, "retry_in_s": delay},
+            )
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()  # a broken one goes back to the pool
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 def _defer(message: Message, seconds: float, now: datetime) -> Outcome:

@@ -296,7 +296,9 @@ def _process_locked_events(events: list[WebhookEvent]) -> list[ProcessReport]:
         metrics.webhook_events_finished(events)
     if batch.followups:
         followups = batch.followups
-        transaction.on_commit(lambda: _dispatch_followups(followups))
+        # Robust: a broker that refuses them (an outage) must not cost the batch its drain;
+        # the follow-up sweeper enqueues whatever was refused.
+        transaction.on_commit(lambda: _dispatch_followups(followups), robust=True)
     return reports
 
 
@@ -634,6 +636,11 @@ def _display_text(message: InboundMessage) -> str:
     return message.text or ""
 
 
+# What the bot never reads: no bot turn is planned for these kinds (see _plan_followups).
+_NO_FOLLOWUP_KINDS = ("reaction", "system", "unsupported")
+_MEDIA_KINDS = ("image", "audio", "video", "document", "sticker")
+
+
 def _plan_followups(
     stored: Message,
     conversation: Conversation,
@@ -646,7 +653,7 @@ def _plan_followups(
     ``awaiting``: the batch's customers with data-rights answers waiting for the window to
     open again (``dsr_customers_with_answers_awaiting``); delivered on their first message.
     """
-    if message.kind in ("reaction", "system", "unsupported"):
+    if message.kind in _NO_FOLLOWUP_KINDS:
         return
     stale = timezone.now() - message.timestamp > STALE_INBOUND_AFTER
     if not stale and conversation.customer_id in awaiting:
@@ -663,7 +670,7 @@ def _plan_followups(
             data={"message_id": stored.pk},
         )
         in_bot = False
-    if message.media and message.kind in ("image", "audio", "video", "document", "sticker"):
+    if message.media and message.kind in _MEDIA_KINDS:
         outcome.followup = ("media", stored.pk, in_bot)
     elif in_bot:
         outcome.followup = ("bot", stored.pk, False)
@@ -675,10 +682,15 @@ def _dispatch_followups(followups: list[tuple[str, int, bool, str]]) -> None:
     from bot.tasks import enqueue_inbound_messages
     from whatsapp.tasks.media import enqueue_media_downloads
 
-    enqueue_media_downloads(
-        [(mid, notify, rid) for kind, mid, notify, rid in followups if kind == "media"]
-    )
-    enqueue_inbound_messages([(mid, rid) for kind, mid, _n, rid in followups if kind == "bot"])
+    media = [(mid, notify, rid) for kind, mid, notify, rid in followups if kind == "media"]
+    bot = [(mid, rid) for kind, mid, _n, rid in followups if kind == "bot"]
+    # Each kind on its own: a refused publish (broker outage) must not cost the other one;
+    # whatever was refused is enqueued again by the follow-up sweeper.
+    for enqueue, items in ((enqueue_media_downloads, media), (enqueue_inbound_messages, bot)):
+        try:
+            enqueue(items)
+        except Exception:
+            logger.exception("webhook: could not enqueue follow-ups", extra={"count": len(items)})
 
 
 _PROTOCOL_HISTORY = re.compile(
@@ -732,6 +744,69 @@ def _answer_rights_request(stored: Message, conversation: Conversation) -> bool:
         conversation=conversation, sender_kind=Message.SenderKind.BOT, text=reply
     )
     return True
+
+
+def messages_awaiting_followup(
+    *, older_than: timedelta, limit: int = 200, now: datetime | None = None
+) -> list[Message]:
+    """Customers' messages whose bot turn never came: for the follow-up sweeper.
+
+    The bot turn (or the media download before it) is enqueued after the message's commit;
+    when the broker refuses it (an outage) nothing else would ever answer that customer. Picked:
+    conversations still with the bot whose customer wrote between ``older_than`` and
+    ``STALE_INBOUND_AFTER`` ago, whose latest inbound message (of a kind the bot reads) has no
+    ``BotDecision`` and was followed by no message of the bot (a rights request is answered
+    without a decision). Oldest first, at most ``limit``.
+    """
+    from django.db.models import Exists, OuterRef, Subquery
+
+    from bot.models import BotDecision
+
+    now = now or timezone.now()
+    latest_inbound = (
+        Message.objects.filter(conversation_id=OuterRef("pk"), direction=Message.Direction.INBOUND)
+        .exclude(type__in=_NO_FOLLOWUP_KINDS)
+        .order_by("-created_at", "-pk")
+    )
+    conversations = (
+        Conversation.objects.filter(
+            state=Conversation.State.BOT,
+            last_customer_message_at__gte=now - STALE_INBOUND_AFTER,
+            last_customer_message_at__lt=now - older_than,
+        )
+        .annotate(
+            latest_id=Subquery(latest_inbound.values("pk")[:1]),
+            latest_at=Subquery(latest_inbound.values("created_at")[:1]),
+        )
+        .filter(latest_id__isnull=False, latest_at__lt=now - older_than)
+        .exclude(Exists(BotDecision.objects.filter(message_id=OuterRef("latest_id"))))
+        .exclude(
+            Exists(
+                Message.objects.filter(
+                    conversation_id=OuterRef("pk"),
+                    direction=Message.Direction.OUTBOUND,
+                    sender_kind=Message.SenderKind.BOT,
+                    created_at__gte=OuterRef("latest_at"),
+                )
+            )
+        )
+        .order_by("last_customer_message_at")
+        .values_list("latest_id", flat=True)[:limit]
+    )
+    return list(Message.objects.filter(pk__in=list(conversations)).order_by("created_at", "pk"))
+
+
+def followup_redispatch(message: Message) -> str:
+    """Enqueue the follow-up a message's commit should have enqueued: ``media`` or ``bot``."""
+    if message.type in _MEDIA_KINDS and message.media_id and not message.media_file:
+        from whatsapp.tasks.media import download_media
+
+        download_media.delay(message.pk, notify_bot=True)
+        return "media"
+    from bot.tasks import handle_inbound_message
+
+    handle_inbound_message.delay(message.pk)
+    return "bot"
 
 
 def events_pending(*, older_than: timedelta, limit: int = 500) -> list[int]:

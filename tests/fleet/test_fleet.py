@@ -15,78 +15,39 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
-import shutil
 import socket
 import time
 import uuid
-from urllib.parse import urlparse
 
-import psycopg
 import pytest
 import redis
 import requests
 
 from deploy.fleet import Fleet, FleetConfig, ensure_database, free_port
+from tests.fleet.support import (
+    FLEET_SKIP,
+    binaries_or_skip,
+    create_agent,
+    fleet_database_url,
+    log_in,
+    query,
+    redis_ports,
+    wait_for,
+    webhook,
+)
 
-DATABASE_URL = os.environ.get("DATABASE_URL", "")
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.redis,
-    pytest.mark.skipif(
-        not DATABASE_URL.startswith("postgres") or not os.environ.get("REDIS_URL"),
-        reason="the fleet runs on PostgreSQL and Redis (DATABASE_URL, REDIS_URL)",
-    ),
-]
-
-AGENT = "fleet-agente"
-AGENT_PASSWORD = "fleet-agente-senha-2026"
-PHONE_NUMBER_ID = "100000000000001"
-
-
-def _binaries_or_skip() -> None:
-    missing = [
-        b
-        for b in ("nginx", "redis-server")
-        if not (shutil.which(b) or os.path.exists(f"/usr/sbin/{b}"))
-    ]
-    if missing:
-        message = f"the fleet needs {', '.join(missing)} (apt-get install nginx-light redis-server)"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI installs them: a skip there would hide a broken fleet
-        pytest.skip(message)
-
-
-def _fleet_database_url() -> str:
-    parsed = urlparse(DATABASE_URL)
-    return parsed._replace(path=parsed.path.rstrip("/") + "_fleettest").geturl()
-
-
-def _redis_ports() -> dict[str, int]:
-    """Three free ports in 6390-6399 (the range this project's extra Redis servers use)."""
-    ports: list[int] = []
-    for port in range(6390, 6400):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        ports.append(port)
-        if len(ports) == 3:
-            return dict(zip(("cache", "broker", "channels"), ports, strict=True))
-    pytest.skip("no three free ports between 6390 and 6399 for the fleet's Redis servers")
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, FLEET_SKIP]
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    _binaries_or_skip()
+    binaries_or_skip()
     config = FleetConfig(
-        database_url=_fleet_database_url(),
+        database_url=fleet_database_url(),
         var_dir=tmp_path_factory.mktemp("fleet"),
         balancer_port=free_port(),
         graph_port=free_port(),
-        redis_ports=_redis_ports(),
+        redis_ports=redis_ports(),
         web_processes=2,
         web_workers=2,
         ws_processes=1,
@@ -100,84 +61,6 @@ def fleet(tmp_path_factory):
         yield running
     finally:
         running.stop(timeout=30)
-
-
-def _cookies(response: requests.Response) -> dict[str, str]:
-    """Cookies from Set-Cookie, whatever their Secure flag (requests would drop those on http)."""
-    found = {}
-    for header in response.raw.headers.getlist("Set-Cookie"):
-        name, _, rest = header.partition("=")
-        found[name.strip()] = rest.split(";", 1)[0]
-    return found
-
-
-def _log_in(fleet: Fleet) -> str:
-    """Log the agent in through the balancer; returns the session key."""
-    page = requests.get(f"{fleet.url}/accounts/login/", timeout=10)
-    assert page.status_code == 200
-    csrf = _cookies(page)["csrftoken"]
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    response = requests.post(
-        f"{fleet.url}/accounts/login/",
-        data={"username": AGENT, "password": AGENT_PASSWORD, "csrfmiddlewaretoken": token},
-        headers={"Cookie": f"csrftoken={csrf}"},
-        allow_redirects=False,
-        timeout=20,
-    )
-    assert response.status_code == 302, response.text[:500]
-    return _cookies(response)["sessionid"]
-
-
-def _webhook(wa_id: str, wamid: str, text: str) -> bytes:
-    return json.dumps(
-        {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": "102290129340398",
-                    "changes": [
-                        {
-                            "field": "messages",
-                            "value": {
-                                "messaging_product": "whatsapp",
-                                "metadata": {
-                                    "display_phone_number": "551140040000",
-                                    "phone_number_id": PHONE_NUMBER_ID,
-                                },
-                                "contacts": [
-                                    {"profile": {"name": "Cliente Frota"}, "wa_id": wa_id}
-                                ],
-                                "messages": [
-                                    {
-                                        "from": wa_id,
-                                        "id": wamid,
-                                        "timestamp": str(int(time.time())),
-                                        "type": "text",
-                                        "text": {"body": text},
-                                    }
-                                ],
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
-    ).encode()
-
-
-def _query(fleet: Fleet, sql: str, params: list) -> list[tuple]:
-    with psycopg.connect(fleet.config.database_url, connect_timeout=5) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    pytest.fail(f"not within {timeout:.0f} s: {what}")
 
 
 def test_balancer_answers_health_and_readiness_from_every_web_process(fleet):
@@ -199,20 +82,11 @@ def test_balancer_answers_health_and_readiness_from_every_web_process(fleet):
 
 
 def test_webhook_reaches_the_agents_socket_and_the_bot_reply_reaches_meta(fleet):
-    fleet.manage(
-        "shell",
-        "-c",
-        "from django.contrib.auth.models import Group\n"
-        "from accounts.models import User\n"
-        f"u, _ = User.objects.get_or_create(username={AGENT!r})\n"
-        f"u.set_password({AGENT_PASSWORD!r})\n"
-        "u.save()\n"
-        "u.groups.add(Group.objects.get(name='agent'))\n",
-    )
-    session = _log_in(fleet)
+    create_agent(fleet)
+    session = log_in(fleet)
     wa_id = f"55119{uuid.uuid4().int % 10**8:08d}"
     wamid = f"wamid.FLEET{uuid.uuid4().hex.upper()}"
-    body = _webhook(wa_id, wamid, "Oi, estou sem internet desde ontem")
+    body = webhook(wa_id, wamid, "Oi, estou sem internet desde ontem")
 
     async def socket_sees_the_message() -> dict:
         import websockets
@@ -234,7 +108,7 @@ def test_webhook_reaches_the_agents_socket_and_the_bot_reply_reaches_meta(fleet)
                     return message
 
     event = asyncio.run(socket_sees_the_message())
-    (conversation_id,) = _query(
+    (conversation_id,) = query(
         fleet,
         "SELECT conversation_id FROM conversations_message WHERE wamid = %s",
         [wamid],
@@ -251,13 +125,13 @@ def test_webhook_reaches_the_agents_socket_and_the_bot_reply_reaches_meta(fleet)
         return [m["wamid"] for m in response.json()["messages"] if m["dir"] == "out"]
 
     def replies_delivered():
-        decided = _query(
+        decided = query(
             fleet,
             "SELECT action FROM bot_botdecision d JOIN conversations_message m "
             "ON m.id = d.message_id WHERE m.wamid = %s",
             [wamid],
         )
-        outbound = _query(
+        outbound = query(
             fleet,
             "SELECT wamid, status FROM conversations_message "
             "WHERE conversation_id = %s AND direction = 'out' ORDER BY id",
@@ -266,15 +140,14 @@ def test_webhook_reaches_the_agents_socket_and_the_bot_reply_reaches_meta(fleet)
         done = decided and outbound and all(s in ("delivered", "read") for _, s in outbound)
         return outbound if done else None
 
-    outbound = _wait_for(replies_delivered, 45, "the bot's replies delivered to the Graph API")
+    outbound = wait_for(replies_delivered, 45, "the bot's replies delivered to the Graph API")
     assert sorted(replies_at_meta()) == sorted(w for w, _ in outbound)
 
     # Meta retries the same webhook: stored once, answered once.
     assert fleet.post_webhook(body) == 200
     time.sleep(3)
-    assert _query(
-        fleet, "SELECT count(*) FROM conversations_message WHERE wamid = %s", [wamid]
-    ) == [(1,)]
+    stored = query(fleet, "SELECT count(*) FROM conversations_message WHERE wamid = %s", [wamid])
+    assert stored == [(1,)]
     assert len(replies_at_meta()) == len(outbound)
 
 

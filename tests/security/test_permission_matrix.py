@@ -125,6 +125,8 @@ MATRIX: dict[str, tuple[int, int, int, int, int]] = {
     "simulator/api/send": (M, M, M, M, M),
     "simulator/api/thread": (400, 400, 400, 400, 400),  # needs ?wa_id=
     "simulator/api/reset": (M, M, M, M, M),
+    # the fault control (GET shows what is scripted; POST and DELETE script it)
+    "simulator/api/faults": (200, 200, 200, 200, 200),
     "simulator/^graph/(?P<version>v\\d+\\.\\d+)/(?P<phone_number_id>\\d+)/messages$": (
         M,
         M,

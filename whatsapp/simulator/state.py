@@ -8,12 +8,17 @@ so the async Graph views never need Django's sync thread. Tests drive it through
     SIM.push_http(500)                # … or a bare HTTP 500
     SIM.push_timeout(2.0)             # … or answers only after 2 s (the client times out)
     SIM.push_async_failure(131026)    # accept the next send, then post a "failed" status
+    SIM.push_hold(5.0)                # hold the next send 5 s before handling it (a slow Meta)
+    SIM.add_window(Scripted("http", "messages", 500), seconds=10)  # every send, for 10 s
     SIM.sent()                        # bodies of the sends Meta accepted
     SIM.uploads()                     # the media uploads Meta accepted
     SIM.requests                      # every request, with its Authorization header
 
 Webhooks (the customer's messages, statuses of our sends) are posted signed from one
 background thread, after the HTTP response that caused them (see ``WebhookPoster``).
+
+Another process (the local fleet's Graph simulator, a fault test) scripts the same answers over
+HTTP: ``/simulator/api/faults`` (``whatsapp.simulator.views.api_faults``).
 """
 
 from __future__ import annotations
@@ -60,7 +65,16 @@ class RecordedRequest:
 
 @dataclass
 class Scripted:
-    kind: str  # error | http | timeout
+    """One scripted answer.
+
+    ``error``: Meta's error body for ``code`` (HTTP ``status`` when given, else Meta's for the
+    code); ``http``: a bare HTTP ``status`` (``body`` as JSON when given); ``timeout``: answer
+    only after ``seconds`` (the client has given up); ``hold``: wait ``seconds``, then handle
+    the request normally (a slow Meta; a client that goes away meanwhile cancels it, so a held
+    send that nobody waited for is never accepted). ``retry_after`` adds a Retry-After header.
+    """
+
+    kind: str  # error | http | timeout | hold
     endpoint: str  # messages | media | download | upload | templates | any
     status: int = 200
     code: int | None = None
@@ -68,6 +82,26 @@ class Scripted:
     details: str | None = None
     seconds: float = 0.0
     body: Any = None
+    retry_after: float | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "endpoint": self.endpoint,
+            "status": self.status,
+            "code": self.code,
+            "seconds": self.seconds,
+            "retry_after": self.retry_after,
+        }
+
+
+@dataclass
+class Window:
+    """A scripted answer for every matching request until ``until`` (``time.monotonic()``)."""
+
+    answer: Scripted
+    until: float
+    hits: int = 0
 
 
 @dataclass
@@ -113,6 +147,10 @@ class SimulatorState:
         with self.lock:
             self.requests: list[RecordedRequest] = []
             self.script: deque[Scripted] = deque()
+            self.windows: list[Window] = []
+            # Requests being held right now (``hold``), and how many ever were.
+            self.held = 0
+            self.held_total = 0
             self.async_failures: deque[int] = deque()
             self.next_wamids: deque[str] = deque()
             self.threads: dict[str, list[PhoneMessage]] = {}
@@ -166,6 +204,46 @@ class SimulatorState:
             for _ in range(times):
                 self.script.append(Scripted("timeout", endpoint, seconds=seconds))
 
+    def push_hold(self, seconds: float, *, times: int = 1, endpoint: str = "messages") -> None:
+        with self.lock:
+            for _ in range(times):
+                self.script.append(Scripted("hold", endpoint, seconds=seconds))
+
+    def add_window(self, answer: Scripted, *, seconds: float) -> None:
+        """Answer every request to ``answer.endpoint`` with ``answer`` for the next ``seconds``
+        (after anything queued with ``push_*``; a later window shadows an earlier one)."""
+        with self.lock:
+            self.windows.append(Window(answer, time.monotonic() + seconds))
+
+    def clear_faults(self) -> None:
+        """Forget every scripted answer and window (recorded requests are kept)."""
+        with self.lock:
+            self.script.clear()
+            self.windows.clear()
+            self.async_failures.clear()
+
+    def faults_state(self) -> dict[str, Any]:
+        """What is scripted now and what the simulator answered (for ``/simulator/api/faults``)."""
+        now = time.monotonic()
+        with self.lock:
+            answered: dict[str, dict[str, int]] = {}
+            for r in self.requests:
+                endpoint = _endpoint_of(r.path)
+                counts = answered.setdefault(endpoint, {})
+                counts[str(r.status)] = counts.get(str(r.status), 0) + 1
+            return {
+                "queued": [item.describe() for item in self.script],
+                "windows": [
+                    {**w.answer.describe(), "remaining_s": round(w.until - now, 3), "hits": w.hits}
+                    for w in self.windows
+                    if w.until > now
+                ],
+                "held": self.held,
+                "held_total": self.held_total,
+                # HTTP status → count per endpoint; "0": not answered (cancelled, or still held)
+                "answered": answered,
+            }
+
     def push_wamid(self, wamid: str) -> None:
         """The next accepted send gets this wamid (tests of statuses that outrun the send)."""
         with self.lock:
@@ -180,11 +258,18 @@ class SimulatorState:
             self.async_failures.extend([code] * times)
 
     def take_scripted(self, endpoint: str) -> Scripted | None:
+        """The next queued answer for ``endpoint``, else the answer of an open window."""
         with self.lock:
             for index, item in enumerate(self.script):
                 if item.endpoint in (endpoint, "any"):
                     del self.script[index]
                     return item
+            now = time.monotonic()
+            self.windows = [w for w in self.windows if w.until > now]
+            for window in reversed(self.windows):  # the latest window wins
+                if window.answer.endpoint in (endpoint, "any"):
+                    window.hits += 1
+                    return window.answer
         return None
 
     def sent(self) -> list[dict[str, Any]]:
@@ -466,6 +551,17 @@ class WebhookPoster:
             self._push(time.monotonic() + self.RETRY_DELAYS[attempt], label, body, attempt + 1)
         else:
             logger.warning("simulator: webhook dropped after retries", extra={"status": status})
+
+
+def _endpoint_of(path: str) -> str:
+    """The scripting endpoint name of a recorded request's path."""
+    if path.endswith("/messages"):
+        return "messages"
+    if path.endswith("/media"):
+        return "upload"
+    if path.endswith("/message_templates"):
+        return "templates"
+    return "media"
 
 
 def outbound_view(body: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/send", views.api_send, name="api-send"),
     path("api/thread", views.api_thread, name="api-thread"),
     path("api/reset", views.api_reset, name="api-reset"),
+    path("api/faults", views.api_faults, name="api-faults"),
     re_path(
         rf"^graph/{_VERSION}/(?P<phone_number_id>\d+)/messages$",
         views.graph_messages,

@@ -18,6 +18,7 @@ import json
 import re
 import secrets
 import time
+from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
@@ -59,17 +60,49 @@ def _record(request: HttpRequest, body: Any) -> RecordedRequest:
 
 
 async def _scripted(item: Scripted) -> HttpResponse:
+    response = await _scripted_response(item)
+    if item.retry_after is not None:
+        response["Retry-After"] = str(max(0, round(item.retry_after)))
+    return response
+
+
+async def _scripted_response(item: Scripted) -> HttpResponse:
     if item.kind == "timeout":
         # The client has given up by now; answer something no client takes for a send.
         await asyncio.sleep(item.seconds)
         return HttpResponse(status=204)
     if item.kind == "http":
         if item.body is None:
-            return HttpResponse(
-                "Internal Server Error", status=item.status, content_type="text/plain"
-            )
+            try:
+                phrase = HTTPStatus(item.status).phrase
+            except ValueError:
+                phrase = "Error"
+            return HttpResponse(phrase, status=item.status, content_type="text/plain")
         return JsonResponse(item.body, status=item.status, safe=False)
-    return _meta_error(item.code or 131000, details=item.details, title=item.title)
+    response = _meta_error(item.code or 131000, details=item.details, title=item.title)
+    if item.status and item.status != 200:
+        response.status_code = item.status
+    return response
+
+
+async def _take_scripted(endpoint: str) -> Scripted | None:
+    """The scripted answer for this request (None: answer normally, after any hold).
+
+    A held request that its client abandons is cancelled here (Django cancels the view when
+    the connection closes), so it is never handled: Meta never saw it.
+    """
+    item = SIM.take_scripted(endpoint)
+    if item is None or item.kind != "hold":
+        return item
+    with SIM.lock:
+        SIM.held += 1
+        SIM.held_total += 1
+    try:
+        await asyncio.sleep(item.seconds)
+    finally:
+        with SIM.lock:
+            SIM.held -= 1
+    return None
 
 
 def _parse_json(request: HttpRequest) -> Any:
@@ -94,7 +127,7 @@ async def graph_messages(request: HttpRequest, version: str, phone_number_id: st
 
 
 async def _graph_messages(request: HttpRequest, body: Any, phone_number_id: str) -> HttpResponse:
-    scripted = SIM.take_scripted("messages")
+    scripted = await _take_scripted("messages")
     if scripted is not None:
         return await _scripted(scripted)
     if not _bearer_ok(request):
@@ -154,7 +187,7 @@ async def graph_media_upload(
 async def _graph_media_upload(
     request: HttpRequest, upload: Any, phone_number_id: str
 ) -> HttpResponse:
-    scripted = SIM.take_scripted("upload")
+    scripted = await _take_scripted("upload")
     if scripted is not None:
         return await _scripted(scripted)
     if not _bearer_ok(request):
@@ -194,7 +227,7 @@ async def graph_templates(request: HttpRequest, version: str, waba_id: str) -> H
 
 
 async def _graph_templates(request: HttpRequest) -> HttpResponse:
-    scripted = SIM.take_scripted("templates")
+    scripted = await _take_scripted("templates")
     if scripted is not None:
         return await _scripted(scripted)
     if not _bearer_ok(request):
@@ -228,7 +261,7 @@ async def graph_media_info(request: HttpRequest, version: str, media_id: str) ->
 
 
 async def _graph_media_info(request: HttpRequest, media_id: str) -> HttpResponse:
-    scripted = SIM.take_scripted("media")
+    scripted = await _take_scripted("media")
     if scripted is not None:
         return await _scripted(scripted)
     if not _bearer_ok(request):
@@ -257,7 +290,7 @@ async def _graph_media_info(request: HttpRequest, media_id: str) -> HttpResponse
 async def graph_media_download(request: HttpRequest, media_id: str) -> HttpResponse:
     """The short-lived URL itself: the bearer token is required, as at Meta's lookaside host."""
     recorded = _record(request, None)
-    scripted = SIM.take_scripted("download")
+    scripted = await _take_scripted("download")
     if scripted is not None:
         response = await _scripted(scripted)
     else:
@@ -447,6 +480,75 @@ async def api_thread(request: HttpRequest) -> HttpResponse:
         else None
     )
     return JsonResponse(snapshot)
+
+
+_FAULT_KINDS = ("error", "http", "timeout", "hold")
+_FAULT_ENDPOINTS = ("messages", "upload", "media", "templates", "any")
+
+
+def _fault_from(data: dict[str, Any]) -> tuple[Scripted, int, float | None]:
+    """A ``Scripted`` answer, how many times and for how long, from the control API's JSON."""
+    kind = str(data.get("kind") or "")
+    endpoint = str(data.get("endpoint") or "messages")
+    if kind not in _FAULT_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(_FAULT_KINDS)}")
+    if endpoint not in _FAULT_ENDPOINTS:
+        raise ValueError(f"endpoint must be one of {', '.join(_FAULT_ENDPOINTS)}")
+    try:
+        times = int(data.get("times", 1))
+        window = float(data["for_seconds"]) if data.get("for_seconds") is not None else None
+        seconds = float(data.get("seconds", 0))
+        code = int(data["code"]) if data.get("code") is not None else None
+        status = int(data["status"]) if data.get("status") is not None else None
+        retry_after = float(data["retry_after"]) if data.get("retry_after") is not None else None
+    except (TypeError, ValueError):
+        raise ValueError(
+            "times, for_seconds, seconds, code, status, retry_after: numbers"
+        ) from None
+    if not 1 <= times <= 10_000 or (window is not None and not 0 < window <= 3600):
+        raise ValueError("times: 1 to 10000; for_seconds: up to 3600")
+    if not 0 <= seconds <= 600:
+        raise ValueError("seconds: 0 to 600")
+    if kind == "error":
+        code = code or 131000
+        status = status or meta.error_body(code)[0]
+    elif kind == "http":
+        if status is None or not 400 <= status <= 599:
+            raise ValueError("an http fault needs a status between 400 and 599")
+    elif seconds <= 0:
+        raise ValueError(f"a {kind} fault needs seconds > 0")
+    answer = Scripted(kind, endpoint, status or 200, code, seconds=seconds, retry_after=retry_after)
+    return answer, times, window
+
+
+@csrf_exempt  # a JSON control for tests and demos in another process; the simulator is dev-only
+async def api_faults(request: HttpRequest) -> HttpResponse:
+    """Script the Graph endpoints' answers from another process (the local fleet's tests).
+
+    ``POST`` JSON ``{"kind": "error"|"http"|"timeout"|"hold", "endpoint": "messages",
+    "code": 130429, "status": 429, "retry_after": 2, "seconds": 5, "times": 3}`` queues the
+    answer for the next ``times`` requests, or with ``"for_seconds": 30`` answers every request
+    so for that long (the latest window wins over earlier ones). ``DELETE`` forgets every fault. ``GET`` (and both others) answer what is
+    scripted, how many requests are held now and what was answered per endpoint and status.
+    """
+    if request.method == "DELETE":
+        SIM.clear_faults()
+    elif request.method == "POST":
+        data = _parse_json(request)
+        if not isinstance(data, dict):
+            return _error("JSON object expected")
+        try:
+            answer, times, window = _fault_from(data)
+        except ValueError as exc:
+            return _error(str(exc))
+        if window is not None:
+            SIM.add_window(answer, seconds=window)
+        else:
+            with SIM.lock:
+                SIM.script.extend([answer] * times)
+    elif request.method != "GET":
+        return HttpResponse(status=405, headers={"Allow": "GET, POST, DELETE"})
+    return JsonResponse(SIM.faults_state())
 
 
 @require_POST

@@ -312,3 +312,60 @@ def test_the_stale_outbox_query_skips_fresh_and_claimed_messages(conversation):
 
     assert delivery.outbox_stale_ids() == [old.pk]
     assert fresh.pk not in delivery.outbox_stale_ids(now=timezone.now())
+
+
+class _DatabaseRefusesTheWamid:
+    """A database that refuses the first ``times`` writes of Meta's wamid (a restart, a
+    failover), at the driver boundary: every other statement goes through."""
+
+    def __init__(self, times: int) -> None:
+        self.times = times
+        self.refused = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        if (
+            self.refused < self.times
+            and sql.lstrip().upper().startswith("UPDATE")
+            and ('"wamid"' in sql and '"sent_at"' in sql)
+        ):
+            self.refused += 1
+            from django.db import OperationalError
+
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+
+def test_a_send_meta_accepted_is_recorded_once_the_database_answers_again_not_sent_twice(
+    graph, conversation, settings
+):
+    from django.db import connection
+
+    message = reply(conversation)
+    refuse = _DatabaseRefusesTheWamid(times=2)
+    with connection.execute_wrapper(refuse):
+        outcome = delivery.message_deliver(message_id=message.pk)
+
+    assert outcome.result == "sent" and refuse.refused == 2
+    message.refresh_from_db()
+    assert (message.status, message.wamid) == (Message.Status.SENT, outcome.wamid)
+    assert len(graph.sent()) == 1  # Meta saw it once; nothing left pending to send again
+    assert delivery.outbox_stale_ids(now=timezone.now() + timedelta(hours=1)) == []
+
+
+def test_a_database_down_for_longer_than_the_claim_leaves_the_reply_to_be_sent_again(
+    graph, conversation, settings
+):
+    from django.db import DatabaseError, connection
+
+    settings.WHATSAPP_CLAIM_LEASE_SECONDS = 6  # retries stop 5 s before the claim ends
+    message = reply(conversation)
+    with (
+        connection.execute_wrapper(_DatabaseRefusesTheWamid(times=100)),
+        pytest.raises(DatabaseError),
+    ):
+        delivery.message_deliver(message_id=message.pk)
+
+    message.refresh_from_db()
+    assert message.status == Message.Status.PENDING and len(graph.sent()) == 1
+    # The known limit (README "Faults"): once the claim expires the sweeper sends it again.
+    assert delivery.outbox_stale_ids(now=timezone.now() + timedelta(hours=1)) == [message.pk]
