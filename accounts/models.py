@@ -285,6 +285,7 @@ class UserSession(models.Model):
         IDLE = "idle", _("Inatividade")
         PASSWORD = "password", _("Senha alterada")
         DEVICES = "devices", _("2FA redefinido")
+        EXPIRED = "expired", _("Tempo máximo atingido")
 
     user = models.ForeignKey(
         User, on_delete=models.CASCADE, related_name="login_sessions", verbose_name=_("usuário")

@@ -18,7 +18,7 @@ import ipaddress
 import logging
 import secrets
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import import_module
 
 from asgiref.sync import async_to_sync
@@ -121,13 +121,18 @@ def session_rekey(*, record: UserSession, session_key: str) -> None:
     record.save(update_fields=["key_hash", "session_key"])
 
 
-def session_is_idle(record: UserSession, now=None) -> bool:
+def _idle_cutoff(now) -> datetime | None:
+    """Sessions last seen before this are idle (None: no idle timeout configured)."""
     minutes = settings.SESSION_IDLE_TIMEOUT_MINUTES
     if not minutes:
-        return False
-    now = now or timezone.now()
+        return None
     # last_seen_at is written at most once a minute, so allow that much slack.
-    return now - record.last_seen_at > timedelta(minutes=minutes) + TOUCH_INTERVAL
+    return now - timedelta(minutes=minutes) - TOUCH_INTERVAL
+
+
+def session_is_idle(record: UserSession, now=None) -> bool:
+    cutoff = _idle_cutoff(now or timezone.now())
+    return cutoff is not None and record.last_seen_at < cutoff
 
 
 def sessions_end(*, records: Iterable[UserSession], reason: str) -> int:
@@ -159,6 +164,26 @@ def sessions_end(*, records: Iterable[UserSession], reason: str) -> int:
         transaction.on_commit(lambda u=user_id, h=hashes: _notify_sessions_revoked(u, h))
     metrics.sessions_ended(reason, ended)
     return ended
+
+
+def sessions_end_stale(*, now=None, limit: int = 500) -> dict[str, int]:
+    """End the sessions nobody ended at a request: idle past ``SESSION_IDLE_TIMEOUT_MINUTES``
+    (the same rule as ``session_is_idle``) or older than the session's maximum age.
+
+    The middleware ends an idle session at its next request; a client that only holds a
+    WebSocket makes no request, so this sweep (beat, every minute) ends it and its sockets
+    close. Returns the counts per reason.
+    """
+    now = now or timezone.now()
+    active = UserSession.objects.filter(ended_at__isnull=True).order_by("last_seen_at")
+    expired = list(
+        active.filter(created_at__lt=now - timedelta(seconds=settings.SESSION_COOKIE_AGE))[:limit]
+    )
+    counts = {"expired": sessions_end(records=expired, reason=UserSession.EndReason.EXPIRED)}
+    cutoff = _idle_cutoff(now)
+    idle = list(active.filter(last_seen_at__lt=cutoff)[:limit]) if cutoff is not None else []
+    counts["idle"] = sessions_end(records=idle, reason=UserSession.EndReason.IDLE)
+    return counts
 
 
 def _notify_sessions_revoked(user_id: object, key_hashes: list[str]) -> None:

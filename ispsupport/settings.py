@@ -454,6 +454,12 @@ CONSOLE_EVENT_RETENTION_MINUTES = env_int("CONSOLE_EVENT_RETENTION_MINUTES", 360
 SLA_NEAR_DUE_MINUTES = env_int("SLA_NEAR_DUE_MINUTES", 30)
 SLA_ANATEL_NEAR_DUE_HOURS = env_int("SLA_ANATEL_NEAR_DUE_HOURS", 24)
 CONSOLE_CATCH_UP_MAX_EVENTS = 500
+# Sessions idle or past their maximum age end even when their only client is a WebSocket.
+CELERY_BEAT_SCHEDULE["accounts.end_stale_sessions"] = {
+    "task": "accounts.end_stale_sessions",
+    "schedule": 60.0,
+    "options": {"expires": 60},
+}
 CELERY_BEAT_SCHEDULE["conversations.autoassign_waiting"] = {
     "task": "conversations.autoassign_waiting",
     "schedule": 10.0,

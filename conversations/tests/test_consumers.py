@@ -407,3 +407,66 @@ def test_ending_one_session_closes_only_its_socket(agent, django_capture_on_comm
         await laptop.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_an_idle_session_held_only_by_its_socket_ends_and_the_socket_closes(
+    agent, django_capture_on_commit_callbacks
+):
+    """A client that only holds the WebSocket makes no request for the middleware to end: the
+    beat sweep ends its session after the idle timeout and the socket closes; the other
+    log-in, still in use, stays open."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import UserSession
+    from accounts.tasks import end_stale_sessions
+
+    async def scenario():
+        laptop, _ = await _open(agent)
+        phone, _ = await _open(agent)
+        phone_hash = _session_hash(phone)
+
+        def sweep():
+            idle_for = timedelta(minutes=settings.SESSION_IDLE_TIMEOUT_MINUTES + 2)
+            UserSession.objects.filter(key_hash=phone_hash).update(
+                last_seen_at=timezone.now() - idle_for
+            )
+            with django_capture_on_commit_callbacks(execute=True):
+                return end_stale_sessions.delay().get()
+
+        assert await sync_to_async(sweep)() == {"expired": 0, "idle": 1}
+        assert await phone.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+        assert await laptop.receive_nothing(timeout=0.5)
+        record = await sync_to_async(UserSession.objects.get)(key_hash=phone_hash)
+        assert record.end_reason == UserSession.EndReason.IDLE
+        await laptop.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_session_past_its_maximum_age_ends_even_while_in_use(
+    agent, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import UserSession
+    from accounts.tasks import end_stale_sessions
+
+    async def scenario():
+        socket, _ = await _open(agent)
+        key_hash = _session_hash(socket)
+
+        def sweep():
+            UserSession.objects.filter(key_hash=key_hash).update(
+                created_at=timezone.now() - timedelta(seconds=settings.SESSION_COOKIE_AGE + 60)
+            )
+            with django_capture_on_commit_callbacks(execute=True):
+                return end_stale_sessions.delay().get()
+
+        assert await sync_to_async(sweep)() == {"expired": 1, "idle": 0}
+        assert await socket.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+
+    async_to_sync(scenario)()
