@@ -220,6 +220,10 @@ def customers_resolve(*, contacts: Sequence[ContactIdentity]) -> list[Customer]:
                     matcher.remember(customer)
             resolved.append(customer)
         if new:
+            # Inserted in one order whatever the batch's order, so two workers creating the
+            # same new customers wait for each other on the unique indexes instead of each
+            # holding one the other needs (a deadlock).
+            new.sort(key=_insert_order)
             try:
                 with transaction.atomic():
                     Customer.objects.bulk_create(new)
@@ -229,6 +233,10 @@ def customers_resolve(*, contacts: Sequence[ContactIdentity]) -> list[Customer]:
         _customers_write_changes(list(changed.values()))
         return resolved
     raise LostRace("could not resolve customers after concurrent inserts")
+
+
+def _insert_order(customer: Customer) -> tuple[str, str, str]:
+    return (customer.wa_id or "", customer.bsuid or "", customer.phone_e164 or "")
 
 
 def _customers_read(keys: Sequence[_Keys]) -> list[Customer]:
@@ -365,7 +373,10 @@ def conversations_get_or_open(*, openings: Sequence[Opening]) -> list[tuple[Conv
         if missing:
             try:
                 with transaction.atomic():
-                    conversations = conversations_open(openings=list(missing.values()))
+                    # By customer, in one order for every worker (see customers_resolve).
+                    conversations = conversations_open(
+                        openings=sorted(missing.values(), key=lambda o: o.customer.pk)
+                    )
             except IntegrityError:
                 if (
                     Conversation.objects.filter(customer_id__in=list(missing))

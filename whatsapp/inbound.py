@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -257,7 +257,9 @@ def _process_locked_events(events: list[WebhookEvent]) -> list[ProcessReport]:
     one savepoint for the batch; if anything in it fails, it is rolled back and the messages
     are applied again one at a time, each in its own savepoint (the same code with a batch
     of one): a message that cannot be stored never leaves half a conversation and does not
-    stop the others. Follow-up work (the bot, media downloads) is enqueued after commit.
+    stop the others. A transient database error (``_TRANSIENT``) is raised instead, so the
+    caller's transaction rolls back and every event of the batch is applied again later.
+    Follow-up work (the bot, media downloads) is enqueued after commit.
     """
     batch = _Batch()
     reports: list[ProcessReport] = []
@@ -426,6 +428,14 @@ def _apply_statuses(items: list[_Item]) -> None:
 # --- Messages -----------------------------------------------------------------------------------
 
 
+# What the database says about this moment, not about the message: a deadlock, a lock or
+# statement timeout, a lost connection. The batch's transaction is rolled back and its events
+# stay pending for the task's retry (or the sweeper); marking such a message "failed" would
+# lose it. A message the database refuses for what it is (a constraint, bad data) is still
+# set aside on its own so it cannot stop the rest of its batch.
+_TRANSIENT = (OperationalError, InterfaceError)
+
+
 def _apply_messages(items: list[_Item], batch: _Batch) -> None:
     """Store the batch's new messages (see ``_process_locked_events``) and count each one."""
     if not items:
@@ -456,6 +466,8 @@ def _apply_messages(items: list[_Item], batch: _Batch) -> None:
     try:
         with transaction.atomic():
             outcomes = _store(pending)
+    except _TRANSIENT:
+        raise  # the whole batch again, later (see _TRANSIENT)
     except Exception:
         logger.warning(
             "webhook: batch of messages applied one at a time", extra={"messages": len(pending)}
@@ -483,6 +495,8 @@ def _store_alone(item: _Item) -> list[_Outcome]:
                 return _store([item])
         except _DuplicateMessage:
             return [_Outcome(item, "duplicate")]
+        except _TRANSIENT:
+            raise
         except Exception:
             logger.exception(
                 "webhook: message could not be stored", extra={"kind": item.message.kind}
@@ -609,6 +623,8 @@ def _apply_modifications(items: list[_Item]) -> None:
                         conv_services.message_apply_edit(
                             wamid=message.target_id, text=message.text or "", at=message.timestamp
                         )
+            except _TRANSIENT:
+                raise
             except Exception:
                 item.report.messages_failed += 1
                 logger.exception(

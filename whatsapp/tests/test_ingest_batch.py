@@ -216,3 +216,74 @@ def test_racing_workers_give_a_new_customer_one_customer_row_and_one_open_conver
     assert conversation.messages.count() == 7
     assert not WebhookEvent.objects.exclude(status="processed").exists()
     assert not WebhookEvent.objects.filter(note__contains="failed").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not on_postgres(), reason="concurrency is proven on PostgreSQL")
+def test_workers_creating_the_same_new_customers_in_opposite_orders_both_store_everything():
+    # Meta delivers the same 300 new customers to two workers, one batch in each order: each
+    # worker's insert must not hold a customer the other is waiting for (a deadlock), and
+    # no message may be lost either way.
+    wa_ids = [f"55419{i:08d}" for i in range(300)]
+    for name, order in (("A", wa_ids), ("B", wa_ids[::-1])):
+        _store(
+            envelope(
+                messages=[
+                    text_message(wa_id=wa_id, wamid=f"wamid.{name}{wa_id}", timestamp=STALE)
+                    for wa_id in order
+                ]
+            )
+        )
+    errors = _race(2, lambda: inbound.events_process_pending(batch_size=1))
+    assert errors == []
+    assert Customer.objects.count() == 300
+    assert Message.objects.count() == 600
+    assert list(WebhookEvent.objects.values_list("status", "note").distinct()) == [
+        ("processed", "")
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not on_postgres(), reason="lock timeouts are PostgreSQL's")
+def test_a_database_timeout_leaves_the_batch_pending_and_the_retry_stores_it_once():
+    from django.db import OperationalError, transaction
+
+    wa_id = "5541977776666"
+    _store(envelope(messages=[text_message(wa_id=wa_id, wamid="wamid.HELD", timestamp=STALE)]))
+    holding = threading.Event()
+    done = threading.Event()
+
+    def hold_the_new_customer() -> None:
+        # Another transaction inserting the same customer and not yet committed: our insert
+        # must wait for it, longer than the lock timeout allows.
+        try:
+            with transaction.atomic():
+                CustomerFactory(wa_id=wa_id, phone_e164="+" + wa_id)
+                holding.set()
+                done.wait(10)
+                transaction.set_rollback(True)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_new_customer)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '300ms'")
+        with pytest.raises(OperationalError):
+            inbound.events_process_pending()
+    finally:
+        done.set()
+        holder.join()
+        connection.close()  # the session's lock_timeout goes with it
+    # Nothing was marked done and nothing half-written: the event waits for the retry.
+    event = WebhookEvent.objects.get()
+    assert event.status == WebhookEvent.Status.RECEIVED
+    assert not Message.objects.exists()
+    assert not Customer.objects.exists()
+    # The task's retry (or the sweeper) applies it: stored once.
+    assert inbound.events_process_pending() == 1
+    assert list(Message.objects.values_list("wamid", flat=True)) == ["wamid.HELD"]
+    assert Customer.objects.count() == 1
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.PROCESSED
