@@ -175,3 +175,25 @@ def test_the_bot_answers_in_portuguese_even_when_queued_from_an_english_request(
     assert texts, "the bot did not answer"
     assert "Olá!" in texts and "protocolo" in texts
     assert "Hello" not in texts and "protocol is" not in texts
+
+
+@pytest.mark.django_db
+def test_the_agents_console_speaks_english_when_asked(client, agent, customer, team_support):
+    from conversations.tests.conftest import login
+    from conversations.tests.factories import ConversationFactory
+
+    conversation = ConversationFactory(
+        customer=customer, team=team_support, state="assigned", assigned_agent=agent
+    )
+    login(client, agent)
+    page = client.get(f"/console/c/{conversation.pk}/", HTTP_ACCEPT_LANGUAGE="en")
+
+    html = page.content.decode()
+    assert page.status_code == 200
+    for text in ("Search conversations", "Keyboard shortcuts", "Transfer", "Close", "Send"):
+        assert text in html, text
+    for text in ("Buscar conversas", "Atalhos de teclado", "Transferir", "Enviar"):
+        assert text not in html, text
+    portuguese = client.get(f"/console/c/{conversation.pk}/", HTTP_ACCEPT_LANGUAGE="pt-BR")
+    for text in ("Buscar conversas", "Atalhos de teclado", "Transferir", "Enviar"):
+        assert text in portuguese.content.decode(), text
