@@ -21,6 +21,7 @@ from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.commands import makemessages
 
 LANGUAGE = "en"
@@ -101,17 +102,13 @@ def catalogue_extract(*, catalogue: Catalogue, locale_dir: Path | None = None) -
     (target / LANGUAGE / "LC_MESSAGES").mkdir(parents=True, exist_ok=True)
     command = _ScopedMakeMessages(catalogue, target)
     with _cwd(catalogue.root):
-        command.run_from_argv(
-            [
-                "manage.py",
-                "makemessages",
-                "--locale",
-                LANGUAGE,
-                "--no-obsolete",
-                "--verbosity",
-                "0",
-                *[arg for pattern in IGNORE for arg in ("--ignore", pattern)],
-            ]
+        # call_command, not run_from_argv: that one closes the database connections after.
+        call_command(
+            command,
+            locale=[LANGUAGE],
+            no_obsolete=True,
+            ignore_patterns=list(IGNORE),
+            verbosity=0,
         )
     return target / LANGUAGE / "LC_MESSAGES" / "django.po"
 
