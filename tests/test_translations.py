@@ -194,6 +194,10 @@ def test_the_agents_console_speaks_english_when_asked(client, agent, customer, t
         assert text in html, text
     for text in ("Buscar conversas", "Atalhos de teclado", "Transferir", "Enviar"):
         assert text not in html, text
+    # what console.js writes itself (connection state, typing, clocks) comes from the page
+    assert '<html lang="en">' in html
+    assert 'data-live="live"' in html
+    assert 'data-typing="{name} is typing in this conversation…"' in html
     portuguese = client.get(f"/console/c/{conversation.pk}/", HTTP_ACCEPT_LANGUAGE="pt-BR")
-    for text in ("Buscar conversas", "Atalhos de teclado", "Transferir", "Enviar"):
+    for text in ("Buscar conversas", "Atalhos de teclado", "Transferir", "Enviar", "ao vivo"):
         assert text in portuguese.content.decode(), text
