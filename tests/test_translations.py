@@ -201,3 +201,19 @@ def test_the_agents_console_speaks_english_when_asked(client, agent, customer, t
     portuguese = client.get(f"/console/c/{conversation.pk}/", HTTP_ACCEPT_LANGUAGE="pt-BR")
     for text in ("Buscar conversas", "Atalhos de teclado", "Transferir", "Enviar", "ao vivo"):
         assert text in portuguese.content.decode(), text
+
+
+@pytest.mark.django_db
+def test_words_kept_in_tables_are_extracted_and_translated_too():
+    """Labels held in a dict and translated where shown (``gettext_noop``) reach the catalogue:
+    the inbox preview of a photo and the reason of an assignment read in English."""
+    from conversations.templatetags.console import preview, reason_label
+    from conversations.tests.factories import ConversationFactory, MessageFactory
+
+    photo = MessageFactory(conversation=ConversationFactory(), type="image", text="")
+    with translation.override("en"):
+        assert preview(photo) == "📷 Image"
+        assert reason_label("auto_least_loaded") == "automatic: the agent with fewest conversations"
+    with translation.override("pt-br"):
+        assert preview(photo) == "📷 Imagem"
+        assert reason_label("auto_least_loaded") == "automática: atendente com menos conversas"
