@@ -70,6 +70,17 @@ def test_every_entry_has_a_real_english_translation(catalogue):
             assert text.startswith(" ") == entry.msgid.startswith(" "), entry.msgid
 
 
+def test_a_string_in_two_catalogues_reads_the_same_in_both():
+    """Django merges the catalogues and the first one wins (the project's, then INSTALLED_APPS
+    order): a different English for the same msgid elsewhere would never be shown."""
+    english: dict = {}
+    for catalogue in CATALOGUES:
+        for entry in cat.po_read(catalogue.po_path):
+            english.setdefault(entry.key, {})[catalogue.name] = tuple(entry.msgstr)
+    differing = {key: by for key, by in english.items() if len(set(by.values())) > 1}
+    assert differing == {}
+
+
 @pytest.mark.parametrize("catalogue", CATALOGUES, ids=lambda c: c.name)
 def test_the_compiled_catalogue_is_the_po_as_it_is_now(catalogue):
     compiled = cat.mo_read(catalogue.mo_path)
