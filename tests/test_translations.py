@@ -5,11 +5,13 @@ string its source marks — extracted afresh here with makemessages into a tempo
 each with a real English translation (none empty, none fuzzy, the same placeholders), and its
 compiled .mo must be the .po as it is now. A page asked for in English shows English and the
 same page in pt-BR shows Portuguese. Whatever language the staff member reads, what goes to
-the customer (a DPO's answer from the admin, a bot reply) stays pt-BR (``ispsupport.language``).
+the customer (a DPO's answer from the admin, a bot reply, the CSAT survey when an agent
+closes) stays pt-BR (``ispsupport.language``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -228,3 +230,34 @@ def test_words_kept_in_tables_are_extracted_and_translated_too():
     with translation.override("pt-br"):
         assert preview(photo) == "📷 Imagem"
         assert reason_label("auto_least_loaded") == "automática: atendente com menos conversas"
+
+
+@pytest.mark.django_db
+def test_an_agent_reading_english_closes_and_the_customer_is_surveyed_in_portuguese(
+    client, agent, customer, team_support
+):
+    from conversations.models import Message
+    from conversations.tests.conftest import login
+    from conversations.tests.factories import ConversationFactory
+
+    conversation = ConversationFactory(
+        customer=customer,
+        team=team_support,
+        state="assigned",
+        assigned_agent=agent,
+        last_customer_message_at=timezone.now(),
+    )
+    login(client, agent)
+    response = client.post(
+        f"/console/c/{conversation.pk}/close/",
+        {"resolution": "resolved"},
+        HTTP_ACCEPT_LANGUAGE="en",
+        HTTP_X_REQUESTED_WITH="fetch",
+    )
+
+    assert response.status_code == 200
+    survey = Message.objects.get(conversation=conversation, direction="out")
+    rows = survey.payload["interactive"]["action"]["sections"][0]["rows"]
+    assert "Como você avalia o atendimento?" in survey.text
+    assert rows[0]["title"] == "5 · Excelente"
+    assert "Excellent" not in json.dumps(survey.payload) and "How" not in survey.text
