@@ -76,7 +76,7 @@ def customer_search_q(term: str, *, prefix: str = "") -> Q:
 
 @admin.register(Customer)
 class CustomerAdmin(AccessLoggedAdminMixin, admin.ModelAdmin):
-    list_display = ("__str__", "masked_phone", "contract_ref", "status", "created_at")
+    list_display = ("__str__", "phone", "contract_ref", "status", "created_at")
     list_filter = ("status",)
     # Searched by customer_search_q (encrypted fields have no SQL search); the non-empty tuple
     # keeps the admin's search box.
@@ -93,6 +93,10 @@ class CustomerAdmin(AccessLoggedAdminMixin, admin.ModelAdmin):
 
     def access_log_customer_id(self, obj: Customer) -> int:
         return obj.pk
+
+    @admin.display(description=_("telefone"))
+    def phone(self, obj: Customer) -> str:
+        return obj.masked_phone
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():

@@ -26,6 +26,7 @@ from typing import Any
 from celery import signals
 
 from ispsupport import metrics, requestid
+from ispsupport.language import customer_language
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ _local = threading.local()
 _metrics_server: tuple[Any, threading.Thread] | None = None  # (server, thread) of the port
 
 
-def _running() -> dict[str, list[tuple[Any, float, str]]]:
+def _running() -> dict[str, list[tuple[Any, float, str, Any]]]:
     """Tasks running on this thread, by id (a stack: an eager retry reuses its task's id)."""
     running = getattr(_local, "running", None)
     if running is None:
@@ -77,7 +78,11 @@ def task_started(task_id: str | None = None, task: Any = None, **_kwargs: Any) -
     if not rid and eager:
         rid = requestid.get()
     tokens = requestid.activate(rid, task=task.name)
-    _running().setdefault(task_id, []).append((tokens, time.perf_counter(), task.name))
+    # A task speaks the customers' language whoever queued it: an eager task inside an English
+    # admin request (development, tests) sends pt-BR like a worker does (ispsupport.language).
+    language = customer_language()
+    language.__enter__()
+    _running().setdefault(task_id, []).append((tokens, time.perf_counter(), task.name, language))
     metrics.CELERY_TASKS_RUNNING.labels(task=task.name).inc()
     published_at = _header(request, HEADER_PUBLISHED_AT)
     if not eager and isinstance(published_at, int | float):
@@ -94,13 +99,14 @@ def task_finished(
     stack = _running().get(task_id or "")
     if not stack:
         return
-    tokens, started, name = stack.pop()
+    tokens, started, name, language = stack.pop()
     if not stack:
         del _running()[task_id or ""]
     metrics.CELERY_TASK_SECONDS.labels(task=name).observe(time.perf_counter() - started)
     metrics.CELERY_TASKS.labels(task=name, state=metrics.label(state, default="unknown")).inc()
     metrics.CELERY_TASKS_RUNNING.labels(task=name).dec()
     requestid.deactivate(tokens)
+    language.__exit__(None, None, None)
     from ispsupport import pools
 
     pools.sample_soon()

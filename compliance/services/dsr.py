@@ -17,6 +17,7 @@ from compliance import registry
 from compliance.models import ConsentRecord, DataSubjectRequest, RequestEvent
 from compliance.services.consent import consent_revoke, consent_state, normalize_text
 from compliance.services.deadlines import dsr_due_at
+from ispsupport.language import in_customer_language
 
 logger = logging.getLogger(__name__)
 Kind = DataSubjectRequest.Kind
@@ -112,6 +113,7 @@ def dsr_detect_and_open(customer: Any, text: str) -> DataSubjectRequest | None:
     return dsr_open(customer=customer, kind=kind, intake_channel=Channel.WHATSAPP)
 
 
+@in_customer_language
 def dsr_intake_reply(request: DataSubjectRequest) -> str:
     """What the bot says after opening a request (pt-BR; no personal data)."""
     if request.status == Status.ANSWERED:
@@ -188,6 +190,7 @@ def dsr_open(
     return request
 
 
+@in_customer_language
 def _answer_immediately_when_possible(request: DataSubjectRequest) -> None:
     if request.kind == Kind.CONFIRMATION:
         dsr_answer(request=request, text=dsr_confirmation_text(request.customer), actor=None)
@@ -320,6 +323,11 @@ def _record_delivery(request: DataSubjectRequest, outcome: str) -> None:
         )
 
 
+@in_customer_language
+def customer_subject(number: int) -> str:
+    return _("Sua solicitação de dados pessoais nº %(n)s") % {"n": number}
+
+
 def dsr_deliver(*, request: DataSubjectRequest, text: str, erasure: bool = False) -> str:
     """Send ``text`` to the subject on the request's answer channel; returns what was sent
     (``registry.SENT_TEXT``, ``SENT_NOTICE`` or ``NOT_SENT``).
@@ -330,7 +338,7 @@ def dsr_deliver(*, request: DataSubjectRequest, text: str, erasure: bool = False
     channel = request.answer_channel
     if channel == Channel.EMAIL and request.answer_address:
         sent = send_mail(
-            subject=_("Sua solicitação de dados pessoais nº %(n)s") % {"n": request.pk},
+            subject=customer_subject(request.pk),
             message=text,
             from_email=None,
             recipient_list=[request.answer_address],
@@ -399,6 +407,7 @@ def dsr_deliver_awaiting(customer: Any) -> int:
 # --- texts (pt-BR, no personal data beyond counts) -----------------------------------------------
 
 
+@in_customer_language
 def dsr_confirmation_text(customer: Any) -> str:
     """Simplified confirmation (Art. 19 I): whether and what we process, from the registry."""
     lines = []
@@ -435,6 +444,7 @@ def third_parties() -> list[str]:
     return list(seen)
 
 
+@in_customer_language
 def dsr_sharing_text() -> str:
     names = "\n".join(f"• {name}" for name in third_parties()) or "—"
     return _(
@@ -443,6 +453,7 @@ def dsr_sharing_text() -> str:
     ) % {"names": names, "url": settings.PRIVACY_POLICY_URL}
 
 
+@in_customer_language
 def dsr_consent_info_text() -> str:
     return _(
         "O atendimento não depende do seu consentimento (é parte do contrato e das regras da "
@@ -452,6 +463,7 @@ def dsr_consent_info_text() -> str:
     ) % {"url": settings.PRIVACY_POLICY_URL}
 
 
+@in_customer_language
 def dsr_revocation_text(revoked: list[str]) -> str:
     if not revoked:
         return _(

@@ -17,6 +17,7 @@ from compliance import registry
 from compliance.models import DataSubjectRequest, LegalHold
 from compliance.registry import ErasureReport
 from compliance.services.dsr import RequestError, dsr_answer, dsr_deliver, third_parties
+from ispsupport.language import customer_language, in_customer_language
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def legal_hold_release(*, hold: LegalHold, actor: Any) -> LegalHold:
     return hold
 
 
+@in_customer_language
 def erasure_retained_text() -> str:
     """What is kept after an erasure, and why (Art. 18 §4 II; Art. 16 I), from the registry."""
     lines = [
@@ -59,6 +61,7 @@ def erasure_retained_text() -> str:
     return "\n".join(lines)
 
 
+@in_customer_language
 def erasure_answer_text() -> str:
     recipients = "\n".join(f"• {name}" for name in third_parties())
     return _(
@@ -96,14 +99,15 @@ def erasure_start(*, request: DataSubjectRequest, actor: Any) -> DataSubjectRequ
     holds = active_holds(request.customer)
     if holds:
         reasons = "; ".join(f"{h.reason} ({h.legal_basis})" for h in holds)
-        dsr_answer(
-            request=request,
-            text=_(
+        with customer_language():
+            text = _(
                 "Não podemos eliminar seus dados agora: eles estão sob retenção legal (%(why)s). "
                 "LGPD art. 16 e art. 18, §4º, II. Assim que a retenção terminar, a eliminação "
                 "poderá ser feita. Encarregado: %(email)s."
-            )
-            % {"why": reasons, "email": settings.DPO_EMAIL},
+            ) % {"why": reasons, "email": settings.DPO_EMAIL}
+        dsr_answer(
+            request=request,
+            text=text,
             actor=actor,
             retained_legal_basis=reasons,
             reject=True,

@@ -11,22 +11,24 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from conversations.models import Conversation, ConversationEvent, Message
 
 register = template.Library()
 
+# gettext_noop marks them for makemessages; they are translated where shown.
 REASONS = {
-    "claim": "assumida pelo atendente",
-    "manual": "atribuição manual",
-    "assigned_by_supervisor": "atribuída pela supervisão",
-    "auto_previous_agent": "automática: atendente anterior do cliente",
-    "auto_least_loaded": "automática: atendente com menos conversas",
-    "agent_offline": "atendente ficou offline",
-    "agent_away": "atendente ficou ausente",
-    "transfer": "transferência",
-    "returned_by_supervisor": "devolvida pela supervisão",
-    "demo": "demonstração",
+    "claim": gettext_noop("assumida pelo atendente"),
+    "manual": gettext_noop("atribuição manual"),
+    "assigned_by_supervisor": gettext_noop("atribuída pela supervisão"),
+    "auto_previous_agent": gettext_noop("automática: atendente anterior do cliente"),
+    "auto_least_loaded": gettext_noop("automática: atendente com menos conversas"),
+    "agent_offline": gettext_noop("atendente ficou offline"),
+    "agent_away": gettext_noop("atendente ficou ausente"),
+    "transfer": gettext_noop("transferência"),
+    "returned_by_supervisor": gettext_noop("devolvida pela supervisão"),
+    "demo": gettext_noop("demonstração"),
 }
 
 
@@ -131,16 +133,16 @@ def event_line(event: ConversationEvent, names: dict[str, Any]) -> str:
 
 
 TYPE_PREVIEW = {
-    "image": "📷 Imagem",
-    "audio": "🎤 Áudio",
-    "video": "🎬 Vídeo",
-    "document": "📄 Documento",
-    "sticker": "Figurinha",
-    "location": "📍 Localização",
-    "contacts": "👤 Contato",
-    "reaction": "Reação",
-    "order": "🛒 Pedido",
-    "unsupported": "Mensagem não suportada",
+    "image": gettext_noop("📷 Imagem"),
+    "audio": gettext_noop("🎤 Áudio"),
+    "video": gettext_noop("🎬 Vídeo"),
+    "document": gettext_noop("📄 Documento"),
+    "sticker": gettext_noop("Figurinha"),
+    "location": gettext_noop("📍 Localização"),
+    "contacts": gettext_noop("👤 Contato"),
+    "reaction": gettext_noop("Reação"),
+    "order": gettext_noop("🛒 Pedido"),
+    "unsupported": gettext_noop("Mensagem não suportada"),
 }
 
 
@@ -188,12 +190,12 @@ def interactive_options(message: Message) -> list[str]:
 
 
 TICKS = {
-    "pending": ("🕓", "Enviando"),
-    "sent": ("✓", "Enviada"),
-    "delivered": ("✓✓", "Entregue"),
-    "read": ("✓✓", "Lida"),
-    "played": ("✓✓", "Reproduzida"),
-    "failed": ("!", "Falhou"),
+    "pending": ("🕓", gettext_noop("Enviando")),
+    "sent": ("✓", gettext_noop("Enviada")),
+    "delivered": ("✓✓", gettext_noop("Entregue")),
+    "read": ("✓✓", gettext_noop("Lida")),
+    "played": ("✓✓", gettext_noop("Reproduzida")),
+    "failed": ("!", gettext_noop("Falhou")),
 }
 
 

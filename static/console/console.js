@@ -10,6 +10,10 @@
   const body = document.body;
   if (!body.classList.contains("console")) return;
 
+  // Words this script writes, rendered by the template in the page's language (#console-text).
+  const words = (document.getElementById("console-text") || { dataset: {} }).dataset;
+  function text(key, fallback) { return words[key] || fallback; }
+
   const state = {
     userId: body.dataset.user,
     lastSeq: parseInt(body.dataset.seq || "0", 10) || 0,
@@ -86,10 +90,10 @@
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${location.host}/ws/console/`);
     state.socket = socket;
-    setConn("connecting", "conectando…");
+    setConn("connecting", text("connecting", "conectando…"));
     socket.addEventListener("open", () => {
       state.retries = 0;
-      setConn("open", "ao vivo");
+      setConn("open", text("live", "ao vivo"));
       send({ type: "resume", since: state.lastSeq });
       sendHeartbeat();
     });
@@ -102,15 +106,15 @@
       clearInterval(state.heartbeatTimer);
       state.heartbeatTimer = null;
       if (e.code === 4403) {
-        setConn("closed", "sem acesso");
+        setConn("closed", text("forbidden", "sem acesso"));
         return;
       }
       if (e.code === 4401) {
         // this log-in was ended (by the user elsewhere, an admin, a password change)
-        setConn("closed", "sessão encerrada");
+        setConn("closed", text("ended", "sessão encerrada"));
         return;
       }
-      setConn("closed", "reconectando…");
+      setConn("closed", text("reconnecting", "reconectando…"));
       const delay = Math.min(15000, 500 * 2 ** state.retries) + Math.random() * 500;
       state.retries += 1;
       setTimeout(connect, delay);
@@ -334,7 +338,7 @@
   function showTyping(name) {
     const box = $("#typing");
     if (!box) return;
-    box.textContent = `${name} está digitando nesta conversa…`;
+    box.textContent = text("typing", "{name} está digitando nesta conversa…").replace("{name}", name);
     box.hidden = false;
     clearTimeout(typingTimer);
     typingTimer = setTimeout(() => { box.hidden = true; }, 6000);
@@ -344,7 +348,7 @@
 
   function formatElapsed(ms) {
     const minutes = Math.floor(ms / 60000);
-    if (minutes < 1) return "agora";
+    if (minutes < 1) return text("now", "agora");
     if (minutes < 60) return `${minutes} min`;
     const hours = Math.floor(minutes / 60);
     if (hours < 24) { const rest = minutes % 60; return rest ? `${hours} h ${String(rest).padStart(2, "0")}` : `${hours} h`; }
@@ -361,7 +365,7 @@
       if (!el.dataset.expires) return;
       const left = Date.parse(el.dataset.expires) - now;
       el.classList.remove("window-open", "window-ending", "window-closed");
-      if (left <= 0) { el.textContent = "janela encerrada"; el.classList.add("window-closed"); return; }
+      if (left <= 0) { el.textContent = text("windowClosed", "janela encerrada"); el.classList.add("window-closed"); return; }
       const h = Math.floor(left / 3600000);
       const m = Math.floor((left % 3600000) / 60000);
       el.textContent = `${h}h ${String(m).padStart(2, "0")}m`;
@@ -387,12 +391,12 @@
       let payload = {};
       try { payload = await response.json(); } catch (_) { /* not JSON */ }
       if (!response.ok) {
-        toast(payload.message || "Não foi possível concluir a ação.", true);
+        toast(payload.message || text("failed", "Não foi possível concluir a ação."), true);
         return;
       }
       afterAction(form);
     } catch (_) {
-      toast("Sem conexão com o servidor. Tente de novo.", true);
+      toast(text("offline", "Sem conexão com o servidor. Tente de novo."), true);
     } finally {
       if (button) button.disabled = false;
     }

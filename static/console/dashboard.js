@@ -12,6 +12,10 @@
 
   const body = document.body;
   if (!body.classList.contains("dashboard-page")) return;
+
+  // Words this script writes, rendered by the template in the page's language (#console-text).
+  const words = (document.getElementById("console-text") || { dataset: {} }).dataset;
+  function text(key, fallback) { return words[key] || fallback; }
   const box = document.getElementById("dashboard");
   if (!box) return;
   const url = box.dataset.liveUrl;
@@ -83,11 +87,11 @@
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${location.host}/ws/console/`);
     state.socket = socket;
-    setConn("connecting", "conectando…");
+    setConn("connecting", text("connecting", "conectando…"));
     socket.addEventListener("open", () => {
       const reconnected = state.retries > 0;
       state.retries = 0;
-      setConn("open", "ao vivo");
+      setConn("open", text("live", "ao vivo"));
       send({ type: "subscribe", topic: "dashboard" });
       send({ type: "heartbeat", state: "online" });
       if (!state.heartbeat) {
@@ -106,7 +110,7 @@
       } else if (message.type === "subscribed" && message.interval) {
         state.intervalMs = message.interval * 1000;
       } else if (message.type === "error" && message.code === "forbidden") {
-        setConn("closed", "sem acesso");
+        setConn("closed", text("forbidden", "sem acesso"));
       } else if (message.type === "event" && message.kind === "dashboard.changed") {
         onNotice();
       }
@@ -115,15 +119,15 @@
       clearInterval(state.heartbeat);
       state.heartbeat = null;
       if (e.code === 4403) {
-        setConn("closed", "sem acesso");
+        setConn("closed", text("forbidden", "sem acesso"));
         return;
       }
       if (e.code === 4401) {
         // this log-in was ended (by the user elsewhere, an admin, a password change)
-        setConn("closed", "sessão encerrada");
+        setConn("closed", text("ended", "sessão encerrada"));
         return;
       }
-      setConn("closed", "reconectando…");
+      setConn("closed", text("reconnecting", "reconectando…"));
       const delay = Math.min(15000, 500 * 2 ** state.retries) + Math.random() * 500;
       state.retries += 1;
       setTimeout(connect, delay);
