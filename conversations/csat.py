@@ -157,6 +157,53 @@ def csat_request_locked(
     return message
 
 
+def csat_closing_text(conversation: Conversation, *, closed_at: datetime) -> str:
+    """The goodbye without a survey: the protocol again with its dates (RGC 765 art. 9)."""
+    return str(
+        _(
+            "Seu atendimento (protocolo %(protocol)s, registrado em %(opened)s) foi encerrado em "
+            "%(closed)s (horário de Brasília). Se precisar, é só mandar uma mensagem."
+        )
+        % {
+            "protocol": conversation.protocol,
+            "opened": protocol_moment(conversation.opened_at),
+            "closed": protocol_moment(closed_at),
+        }
+    )
+
+
+def csat_closing_notice_locked(
+    *, conversation: Conversation, resolution: str, now: datetime | None = None
+) -> Message | None:
+    """Queue the protocol and its dates for a conversation about to close, when no survey
+    goes; None when nothing is sent.
+
+    As ``csat_request_locked``: inside the close's transaction, the row locked and still open.
+    Nothing for spam or duplicates (nobody to tell, or told in the other conversation) or
+    outside the 24-hour window (a free-form message would be refused; the protocol was given
+    at the first message and stays in the history the customer can ask for). If the message
+    cannot be queued the close goes on without it.
+    """
+    from conversations import services
+
+    now = now or timezone.now()
+    if resolution in NOT_RATED or not conversation.window_is_open(now):
+        return None
+    try:
+        with transaction.atomic():
+            with translation.override(settings.LANGUAGE_CODE):
+                text = csat_closing_text(conversation, closed_at=now)
+            return services.message_record_outbound(
+                conversation=conversation,
+                sender_kind=Message.SenderKind.SYSTEM,
+                text=text,
+                now=now,
+            )
+    except services.ServiceError as exc:
+        logger.info("close: protocol notice not queued", extra={"error": exc.code})
+        return None
+
+
 # --- the answers --------------------------------------------------------------------------------
 
 

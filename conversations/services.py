@@ -454,12 +454,16 @@ def conversation_close(
     actor: User | None = None,
     note: str = "",
     request_csat: bool = False,
+    tell_protocol: bool = False,
 ) -> Conversation:
     """Close a conversation for good. Closing twice is refused (a closed one never reopens).
 
     ``request_csat``: queue the satisfaction survey first, in the same transaction, when it is
     due (``conversations.csat.csat_request_locked``: at most once per conversation, only
-    inside the 24-hour window).
+    inside the 24-hour window). The survey gives the protocol again with its dates.
+    ``tell_protocol``: when no survey went (none asked, CSAT off, already rated), send the
+    protocol with its dates on its own (``csat_closing_notice_locked``; RGC 765 art. 9) —
+    callers that said goodbye with the protocol themselves (the bot) leave it off.
     """
     if resolution not in Conversation.Resolution.values:
         raise ServiceError(_("Resolução inválida."))
@@ -467,12 +471,18 @@ def conversation_close(
         conv = _locked(conversation)
         if conv.state == Conversation.State.CLOSED:
             raise InvalidTransition(_("A conversa já foi encerrada."))
-        if request_csat:
-            from conversations.csat import csat_request_locked
+        from conversations.csat import csat_closing_notice_locked, csat_request_locked
 
-            csat_request_locked(conversation=conv, resolution=resolution)
+        now = timezone.now()  # the closing time the customer is told is the one stored
+        survey = (
+            csat_request_locked(conversation=conv, resolution=resolution, now=now)
+            if request_csat
+            else None
+        )
+        if survey is None and tell_protocol:
+            csat_closing_notice_locked(conversation=conv, resolution=resolution, now=now)
         conv.state = Conversation.State.CLOSED
-        conv.closed_at = timezone.now()
+        conv.closed_at = now
         conv.closed_by = actor
         conv.resolution = resolution
         conv.resolution_note = note
@@ -1117,6 +1127,7 @@ def conversation_close_by_staff(
             actor=actor,
             note=note,
             request_csat=send_csat is not False,
+            tell_protocol=True,
         )
         conv.refresh_from_db()
     return _refresh(conversation, conv)

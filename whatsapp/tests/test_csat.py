@@ -219,6 +219,26 @@ def test_a_replayed_rating_is_stored_once_and_a_second_answer_changes_nothing(
     assert Conversation.objects.filter(customer=conversation.customer).count() == 1
 
 
+def test_closing_without_a_survey_still_sends_the_protocol_with_its_dates(
+    graph, client, agent, conversation, settings, django_capture_on_commit_callbacks
+):
+    settings.CONVERSATIONS_CSAT_ENABLED = False
+
+    response = close_in_console(client, agent, conversation, django_capture_on_commit_callbacks)
+
+    assert response.status_code == 200
+    assert surveys(graph) == []
+    (text,) = texts(graph)
+    conversation.refresh_from_db()
+    opened, closed = (
+        timezone.localtime(moment).strftime("%d/%m/%Y às %H:%M")
+        for moment in (conversation.opened_at, conversation.closed_at)
+    )
+    assert f"protocolo {conversation.protocol}, registrado em {opened}" in text
+    assert f"encerrado em {closed}" in text
+    assert conversation.state == "closed" and conversation.csat_requested_at is None
+
+
 def test_closing_again_or_retrying_never_sends_a_second_survey(
     graph, client, agent, conversation, django_capture_on_commit_callbacks
 ):
