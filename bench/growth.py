@@ -27,7 +27,7 @@ Measured at each size, under the lock, with the load average:
 - VACUUM after the purge (and after the growth step), n_dead_tup and index scans;
 - erasure of one customer through ``erasure_run`` (the real code path, DSR and all);
 - table, TOAST and index sizes, per million messages.
-Results also go to var/growth-<size>M.json.
+Results also go to var/growth-<size>M[-<tag>].json.
 """
 
 from __future__ import annotations
@@ -122,7 +122,9 @@ def sql(query: str, params: list | tuple | None = None) -> list[tuple]:
 
 
 def _prepare() -> tuple[object, list]:
+    t0 = time.perf_counter()
     call_command("migrate", verbosity=0)
+    log(f"migrate: {time.perf_counter() - t0:.1f} s")
     if not settings.DEBUG and not (ROOT / "var" / "static" / "staticfiles.json").exists():
         call_command("collectstatic", interactive=False, verbosity=0)
     sql(
@@ -198,6 +200,7 @@ CONVERSATION_COLUMNS = [
     "escalation_reason",
     "request_kind",
     "request_kind_source",
+    "messages_purged_at",
 ]
 
 
@@ -263,6 +266,7 @@ def grow_block(block: int, team, agents: list, pools) -> None:
                     "",
                     "",
                     "",
+                    last + timedelta(days=730, minutes=10) if kind == "record" else None,
                 )
             )
             steps.append((n, opened, step, agent or agents[i % len(agents)].pk))
@@ -597,7 +601,7 @@ def _erasure() -> dict:
     return {"seconds": seconds, "conversations": conversations, "messages": messages}
 
 
-def measure(millions: int, *, requests: int, samples: int, expired: int) -> dict:
+def measure(millions: int, *, requests: int, samples: int, expired: int, tag: str) -> dict:
     from accounts.models import User
 
     agent = User.objects.get(username="bench000")
@@ -623,7 +627,7 @@ def measure(millions: int, *, requests: int, samples: int, expired: int) -> dict
     }
     results["summary"] = summary
     (ROOT / "var").mkdir(exist_ok=True)
-    (ROOT / "var" / f"growth-{millions}M.json").write_text(json.dumps(results, indent=1))
+    (ROOT / "var" / f"growth-{millions}M{tag}.json").write_text(json.dumps(results, indent=1))
     return results
 
 
@@ -634,6 +638,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200, help="look-ups and inserts")
     parser.add_argument("--expired", type=int, default=1000, help="conversations purged")
     parser.add_argument("--grow-only", action="store_true")
+    parser.add_argument("--tag", default="", help="suffix of the results file")
     parser.add_argument("--measure-only", action="store_true")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -646,7 +651,13 @@ def main() -> None:
         if not args.measure_only:
             grow_to(millions, team, agents)
         if not args.grow_only:
-            measure(millions, requests=args.requests, samples=args.samples, expired=args.expired)
+            measure(
+                millions,
+                requests=args.requests,
+                samples=args.samples,
+                expired=args.expired,
+                tag=f"-{args.tag}" if args.tag else "",
+            )
 
 
 if __name__ == "__main__":
