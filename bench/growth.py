@@ -7,7 +7,8 @@ behave as ``conversations_message`` grows to 1, 5 and 20 million rows.
 
 PostgreSQL database ``ispsupport_growth`` (BENCH_DATABASE_URL), created and migrated when
 missing; Redis db 6 (BENCH_REDIS_URL). The table grows in blocks of 1,000,000 messages, each
-inserted in one transaction under the machine-wide benchmark lock (released between blocks),
+inserted in one transaction under the machine-wide benchmark lock (released every
+``--blocks-per-lock`` blocks, default 8, under 10 minutes),
 so a size is resumable: only the missing blocks are added. A block is 8,000 new customers and
 about 40,000 conversations over the last two years (closed; lognormal length, mean 25
 messages, interleaved in time as a real table is), texts and payloads from a pool encrypted
@@ -337,16 +338,19 @@ def grow_block(block: int, team, agents: list, pools) -> None:
     )
 
 
-def grow_to(millions: int, team, agents: list) -> None:
+def grow_to(millions: int, team, agents: list, *, per_lock: int) -> None:
+    """Add the missing blocks, ``per_lock`` blocks (each ~40 s) per hold of the lock."""
     done = {r[0] for r in sql("SELECT block FROM bench_growth_block")}
     missing = [b for b in range(millions) if b not in done]
     if not missing:
         log(f"{millions}M: data already there")
         return
     pools = _pools()
-    for block in missing:
-        with bench_lock(f"growth block {block}"):
-            grow_block(block, team, agents, pools)
+    for i in range(0, len(missing), per_lock):
+        blocks = missing[i : i + per_lock]
+        with bench_lock(f"growth blocks {blocks[0]}-{blocks[-1]}"):
+            for block in blocks:
+                grow_block(block, team, agents, pools)
 
 
 # --- measurements ------------------------------------------------------------------------------
@@ -639,6 +643,7 @@ def main() -> None:
     parser.add_argument("--expired", type=int, default=1000, help="conversations purged")
     parser.add_argument("--grow-only", action="store_true")
     parser.add_argument("--tag", default="", help="suffix of the results file")
+    parser.add_argument("--blocks-per-lock", type=int, default=8, help="keep a hold < 10 min")
     parser.add_argument("--measure-only", action="store_true")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -649,7 +654,7 @@ def main() -> None:
     team, agents = _prepare()
     for millions in sizes:
         if not args.measure_only:
-            grow_to(millions, team, agents)
+            grow_to(millions, team, agents, per_lock=args.blocks_per_lock)
         if not args.grow_only:
             measure(
                 millions,
