@@ -35,53 +35,22 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from common import bench_agents, copy_customers, copy_rows, fmt, setup_django
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 # A database of its own: other benchmarks fill (and truncate) ``ispsupport_bench``.
 DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ispsupport_bench_console"
 )
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
-
-
-def _production_like_env() -> None:
-    """DEBUG off (cached templates, no query log), with the development secrets as values."""
-    import importlib
-
-    os.environ["DEBUG"] = "1"
-    dev = dict(importlib.import_module("ispsupport.settings")._DEV_SECRETS)
-    for name in [m for m in sys.modules if m == "ispsupport.settings"]:
-        del sys.modules[name]
-    for key, value in dev.items():
-        os.environ.setdefault(key, value)
-    os.environ.update(
-        DEBUG="0",
-        ALLOWED_HOSTS="127.0.0.1,localhost,testserver",
-        SECURE_SSL_REDIRECT="0",
-        SECURE_HSTS_SECONDS="0",
-    )
-
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ispsupport.settings")
-os.environ["DATABASE_URL"] = DATABASE_URL
-os.environ["REDIS_URL"] = REDIS_URL
-os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
-os.environ["AUTO_ASSIGN"] = "0"
-os.environ["LOG_LEVEL"] = "WARNING"
-if os.environ.get("BENCH_DEBUG") != "1":
-    _production_like_env()
-
-import django  # noqa: E402
-
-django.setup()
+setup_django(database_url=DATABASE_URL, redis_url=REDIS_URL)
 
 from django.conf import settings  # noqa: E402
-from django.contrib.auth.models import Group  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from accounts.models import Team, User  # noqa: E402
+from accounts.models import User  # noqa: E402
 from conversations.models import Conversation, Customer  # noqa: E402
 from ispsupport.crypto import encrypt_str  # noqa: E402
 
@@ -92,28 +61,7 @@ AGENTS = 200
 PHONE_NUMBER_ID = settings.WHATSAPP_PHONE_NUMBER_IDS[0]
 
 
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    index = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
-    return values[index]
-
-
-def fmt(values: list[float]) -> str:
-    return (
-        f"p50 {pct(values, 50):7.2f} ms   p99 {pct(values, 99):7.2f} ms   "
-        f"max {max(values):7.2f} ms   (n={len(values)})"
-    )
-
-
 # --- data -------------------------------------------------------------------------------------
-
-
-def _copy(table: str, columns: list[str], rows) -> None:
-    with connection.cursor() as cursor:
-        raw = cursor.cursor
-        with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
 
 
 def fill(refill: bool) -> None:
@@ -130,76 +78,11 @@ def fill(refill: bool) -> None:
             "conversations_message, conversations_conversationevent, "
             "conversations_conversation, conversations_customer CASCADE"
         )
-    team, _ = Team.objects.get_or_create(slug="suporte", defaults={"name": "Suporte técnico"})
-    agent_group = Group.objects.get(name="agent")
-    existing = set(
-        User.objects.filter(username__startswith="bench").values_list("username", flat=True)
-    )
-    password = User(username="x").password  # unusable; sessions are created directly
-    new_users = [
-        User(
-            username=f"bench{i:03d}",
-            email=f"bench{i:03d}@example.test",
-            first_name=f"Agente {i:03d}",
-            presence="online",
-            password=password,
-            max_concurrent_conversations=50,
-        )
-        for i in range(AGENTS)
-        if f"bench{i:03d}" not in existing
-    ]
-    User.objects.bulk_create(new_users)
-    agents = list(User.objects.filter(username__startswith="bench").order_by("username"))
-    for agent in agents:
-        agent.groups.add(agent_group)
-        agent.teams.add(team)
+    team, agents = bench_agents(AGENTS)
 
     now = datetime.now(UTC)
     rnd = random.Random(42)
-    # COPY bypasses the ORM: encrypt the personal columns and derive the blind indexes here, as
-    # the model's fields would (ispsupport.crypto).
-    customer_field = Customer._meta.get_field
-
-    def customer_rows():
-        for i in range(CONVERSATIONS):
-            wa_id, phone, name = f"5511{900000000 + i}", f"+5511{900000000 + i}", f"Cliente {i:05d}"
-            yield (
-                encrypt_str(wa_id),
-                encrypt_str(phone),
-                encrypt_str(name),
-                "",
-                "",
-                "active",
-                encrypt_str("{}"),
-                now,
-                now,
-                "",
-                "",
-                customer_field("wa_id_bidx").compute(wa_id),
-                customer_field("phone_bidx").compute(phone),
-                customer_field("name_bidx").compute(name),
-            )
-
-    _copy(
-        "conversations_customer",
-        [
-            "wa_id",
-            "phone_e164",
-            "name",
-            "cpf",
-            "contract_ref",
-            "status",
-            "metadata",
-            "created_at",
-            "updated_at",
-            "parent_bsuid",
-            "username",
-            "wa_id_bidx",
-            "phone_bidx",
-            "name_bidx",
-        ],
-        customer_rows(),
-    )
+    copy_customers(range(CONVERSATIONS), now)
     customer_ids = list(Customer.objects.order_by("pk").values_list("pk", flat=True))
     day = now.strftime("%Y%m%d")
     conv_rows = []
@@ -227,7 +110,7 @@ def fill(refill: bool) -> None:
                 0,
             )
         )
-    _copy(
+    copy_rows(
         "conversations_conversation",
         [
             "protocol",
@@ -296,7 +179,7 @@ def fill(refill: bool) -> None:
                     0,
                 )
 
-    _copy(
+    copy_rows(
         "conversations_message",
         [
             "wamid",

@@ -256,6 +256,10 @@ class Conversation(models.Model):
     first_response_due_at = models.DateTimeField(_("primeira resposta até"), null=True, blank=True)
     resolution_due_at = models.DateTimeField(_("resolução até"), null=True, blank=True)
     anatel_due_at = models.DateTimeField(_("prazo Anatel"), null=True, blank=True)
+    # Retention: when the nightly purge removed the messages (the service record stays a year
+    # longer). The purge reads only closed conversations not purged yet, so its cost follows
+    # what expired that night, not the years of service records kept after their messages.
+    messages_purged_at = models.DateTimeField(_("mensagens eliminadas em"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("conversa")
@@ -305,6 +309,12 @@ class Conversation(models.Model):
             # (containment, resolution time, CSAT) in a period.
             models.Index(fields=["opened_at"], name="conv_opened_at"),
             models.Index(fields=["closed_at"], name="conv_closed_at"),
+            # Retention: closed conversations whose messages are still kept, oldest first.
+            models.Index(
+                fields=["closed_at", "id"],
+                condition=Q(state="closed", messages_purged_at__isnull=True),
+                name="conv_messages_due",
+            ),
             # …and those that reached people in a period (the SLA tile and the CSV).
             models.Index(fields=["sla_started_at"], name="conv_sla_started_at"),
             # SLA views: open conversations by their due times, per team.
@@ -366,7 +376,10 @@ class Message(models.Model):
     Indexes and the queries they serve:
     - ``wamid`` (unique when present): webhook de-duplication and status updates.
     - ``msg_conv_created``: a conversation's history in order (conversation page, exports).
-    - ``msg_created``: retention scans by age.
+    - ``msg_created``: messages by age (the retention purge goes by conversation instead, see
+      ``Conversation.messages_purged_at``).
+    - ``msg_conv_reactions``: a conversation's reactions (the conversation page attaches them to
+      their messages) without reading the whole conversation.
     """
 
     class Direction(models.TextChoices):
@@ -463,6 +476,11 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "created_at"], name="msg_conv_created"),
             models.Index(fields=["created_at"], name="msg_created"),
+            models.Index(
+                fields=["conversation", "created_at"],
+                condition=Q(type="reaction"),
+                name="msg_conv_reactions",
+            ),
             # The outbox sweeper: pending outbound messages by age.
             models.Index(
                 fields=["created_at"],

@@ -371,37 +371,31 @@ class ConversationsProvider(Provider):
         )
 
     def purge(self, *, now: Any, batch_size: int, dry_run: bool) -> dict[str, int]:
+        """Messages, media and survey comments of conversations closed before the messages
+        period, conversation by conversation; then service records past theirs.
+
+        Due conversations are read through ``conv_messages_due`` (closed, messages not purged
+        yet) and marked ``messages_purged_at`` as they are done, so a night's cost follows
+        what expired since the last run — not the size of the messages table, nor the year of
+        service records kept after their messages. Messages go in batches of ``batch_size``
+        rows, each its own transaction; customers under a legal hold are skipped (their
+        conversations stay due and are purged the night after the hold is released).
+        """
         held = held_customer_ids()
-        files: list[str] = []
-
-        def collect(pks: list[int]) -> None:
-            names = Message.objects.filter(pk__in=pks).exclude(media_file="")
-            batch = list(names.values_list("media_file", flat=True))
-            files.extend(batch)
-            transaction.on_commit(lambda: _delete_files(batch))
-
-        old_messages = Message.objects.filter(
-            conversation__state=Conversation.State.CLOSED,
-            conversation__closed_at__lt=retention_cutoff("messages", now),
-        ).exclude(conversation__customer_id__in=held)
-        counts = {
-            "media_files": old_messages.exclude(media_file="").count() if dry_run else 0,
-            "messages": batched_delete(
-                old_messages, batch_size=batch_size, dry_run=dry_run, before_delete=collect
-            ),
-        }
-        if not dry_run:
-            counts["media_files"] = len(files)
-        # The survey comment is the customer's text: it goes with the messages, while the
-        # score stays with the service record.
-        old_comments = Conversation.objects.filter(
+        due = Conversation.objects.filter(
             state=Conversation.State.CLOSED,
             closed_at__lt=retention_cutoff("messages", now),
-            csat_comment__isnull=False,
+            messages_purged_at__isnull=True,
         ).exclude(customer_id__in=held)
-        counts["csat_comments"] = (
-            old_comments.count() if dry_run else old_comments.update(csat_comment=None)
-        )
+        if dry_run:
+            messages = Message.objects.filter(conversation__in=due.values("pk"))
+            counts = {
+                "media_files": messages.exclude(media_file="").count(),
+                "messages": messages.count(),
+                "csat_comments": due.filter(csat_comment__isnull=False).count(),
+            }
+        else:
+            counts = self._purge_due(due, now=now, batch_size=batch_size)
         # The service record (protocol, dates, classification) outlives the messages: 3 years.
         old_conversations = Conversation.objects.filter(
             state=Conversation.State.CLOSED,
@@ -410,6 +404,38 @@ class ConversationsProvider(Provider):
         counts["service_records"] = batched_delete(
             old_conversations, batch_size=batch_size, dry_run=dry_run
         )
+        return counts
+
+    def _purge_due(self, due: Any, *, now: Any, batch_size: int) -> dict[str, int]:
+        files: list[str] = []
+
+        def collect(pks: list[int]) -> None:
+            names = Message.objects.filter(pk__in=pks).exclude(media_file="")
+            batch = list(names.values_list("media_file", flat=True))
+            files.extend(batch)
+            transaction.on_commit(lambda: _delete_files(batch))
+
+        counts = {"messages": 0, "csat_comments": 0}
+        while True:
+            ids = list(due.order_by("closed_at", "pk").values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                break
+            counts["messages"] += batched_delete(
+                Message.objects.filter(conversation_id__in=ids),
+                batch_size=batch_size,
+                dry_run=False,
+                before_delete=collect,
+            )
+            with transaction.atomic():
+                # The survey comment is the customer's text: it goes with the messages, while
+                # the score stays with the service record.
+                counts["csat_comments"] += Conversation.objects.filter(
+                    pk__in=ids, csat_comment__isnull=False
+                ).update(csat_comment=None)
+                Conversation.objects.filter(pk__in=ids).update(messages_purged_at=now)
+            if len(ids) < batch_size:
+                break
+        counts["media_files"] = len(files)
         return counts
 
 

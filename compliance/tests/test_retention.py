@@ -93,6 +93,47 @@ def test_apply_purges_in_batches_and_honours_legal_holds(world, django_capture_o
     assert run.counts["messages"] == 4 and run.finished_at is not None
 
 
+def test_purge_goes_by_conversation_and_marks_what_it_purged(world):
+    counts = retention_apply(dry_run=False, batch_size=1)
+
+    assert counts["messages"] == 4
+    purged = set(
+        Conversation.objects.filter(messages_purged_at__isnull=False).values_list("pk", flat=True)
+    )
+    assert purged == {world["old"].pk}  # "ancient" went whole, as a service record past 3 years
+    for kept in ("held", "recent", "open"):
+        world[kept].refresh_from_db()
+        assert world[kept].messages_purged_at is None
+    assert Message.objects.filter(conversation=world["recent"]).count() == 2
+    # The next night has nothing to read: the purged conversation is not due any more.
+    assert retention_apply(dry_run=True)["messages"] == 0
+    assert retention_apply(dry_run=False)["messages"] == 0
+
+
+def test_a_released_hold_is_purged_the_next_night(world):
+    retention_apply(dry_run=False)
+    assert Message.objects.filter(conversation=world["held"]).count() == 2
+
+    LegalHold.objects.update(released_at=timezone.now())
+    counts = retention_apply(dry_run=False)
+
+    assert counts["messages"] == 2
+    assert not Message.objects.filter(conversation=world["held"]).exists()
+    assert Conversation.objects.filter(pk=world["held"].pk).exists()  # the service record stays
+    assert Message.objects.filter(conversation=world["recent"]).count() == 2
+
+
+def test_a_long_conversation_goes_in_row_batches(media_root):
+    conversation = _closed_conversation(CustomerFactory(), days_ago=800, messages=7)
+    recent = _closed_conversation(CustomerFactory(), days_ago=700, messages=3)
+
+    counts = retention_apply(dry_run=False, batch_size=2)
+
+    assert counts["messages"] == 7
+    assert not Message.objects.filter(conversation=conversation).exists()
+    assert Message.objects.filter(conversation=recent).count() == 3
+
+
 def test_the_nightly_task_applies_and_is_scheduled(world, settings):
     assert "compliance.apply_retention" in {
         entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
