@@ -303,6 +303,15 @@ def database_size() -> tuple[int, dict[str, int]]:
     return total, tables
 
 
+def fresh_var_dir(var_dir: Path) -> None:
+    """A fresh database needs fresh keys, and an empty broker: the broker's append-only file
+    would otherwise hand the new fleet the tasks an interrupted run left queued."""
+    import shutil
+
+    (var_dir / "secrets.json").unlink(missing_ok=True)
+    shutil.rmtree(var_dir / "redis", ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=1333.0, help="offered messages per second")
@@ -344,9 +353,7 @@ def main() -> None:
             "default": 1,
         },
     )
-    secrets_file = config.var_dir / "secrets.json"
-    if secrets_file.exists():
-        secrets_file.unlink()  # a fresh database: fresh keys
+    fresh_var_dir(config.var_dir)
     started = time.monotonic()
     with running(config) as fleet:
         print(f"fleet up in {time.monotonic() - started:.0f} s at {fleet.url}")
@@ -614,12 +621,23 @@ def report(args, **r) -> None:
         own_before.system + own_before.children_system
     )
     print(f"  {'load generator':16} {own:8.1f} CPU s (this process, its clients and screens)")
-    print("  by role:")
+    stored_n = max(1, r["final"]["stored"])
+    print(
+        f"  by role (CPU ms per stored message, and the cores that would take {args.rate:.0f} msg/s"
+        " at that cost):"
+    )
     for role, used in sorted(role_cpu.items(), key=lambda kv: -kv[1]):
+        per = used / stored_n
         print(
             f"    {role:16} {used:8.1f} CPU s ({used / span * 100:5.1f} %)  "
+            f"{per * 1000:6.2f} ms/msg → {per * args.rate:5.2f} cores  "
             f"peak RSS {r['monitor'].peak_role_rss.get(role, 0):7.1f} MB"
         )
+    total = sum(role_cpu.values())
+    print(
+        f"    {'fleet total':16} {total:8.1f} CPU s  {total / stored_n * 1000:6.2f} ms/msg → "
+        f"{total / stored_n * args.rate:5.2f} cores"
+    )
 
     print("\n== database ==")
     size_before, tables_before, size_after, tables_after = r["sizes"]

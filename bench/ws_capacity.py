@@ -45,8 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.fleet_ingest import fresh_var_dir, redis_ports  # noqa: E402
 from bench.fleet_ingest import query as _query  # noqa: E402
-from bench.fleet_ingest import redis_ports  # noqa: E402
 from bench.loadgen import (  # noqa: E402
     envelope,
     pct,
@@ -304,9 +304,7 @@ def main() -> None:
         # of them (still heard by all: no team), which is not what this measures.
         extra_env={"AUTO_ASSIGN": "0"},
     )
-    secrets_file = config.var_dir / "secrets.json"
-    if secrets_file.exists():
-        secrets_file.unlink()
+    fresh_var_dir(config.var_dir)
     try:
         with running(config) as fleet:
             run(fleet, args, steps, rates)
