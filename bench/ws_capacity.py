@@ -20,7 +20,7 @@ held by ``--client-processes`` processes on the same machine (their CPU is print
 2 cores they compete with daphne).
 
     ulimit -n is raised to the hard limit by the script.
-    .venv/bin/python bench/ws_capacity.py --steps 500,1000,2000,4000 --rates 2,15
+    .venv/bin/python bench/ws_capacity.py --steps 100,250,500,1000,2000,4000 --rates 0,1,4
 
 Database ``FLEET_BENCH_DATABASE_URL`` (default ``…/ispsupport_fleetbench_ws``), dropped and
 created again, dropped at the end; Redis servers on free ports in 6394-6399.
@@ -277,9 +277,11 @@ def raise_nofile() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", default="500,1000,2000,4000")
-    parser.add_argument("--rates", default="2,15", help="webhooks per second at each step")
-    parser.add_argument("--seconds", type=float, default=15.0, help="of webhooks per rate")
+    parser.add_argument("--steps", default="100,250,500,1000,2000,4000")
+    parser.add_argument(
+        "--rates", default="0,1,4", help="webhooks per second at each step (0: heartbeats only)"
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="of webhooks per rate")
     parser.add_argument("--customers", type=int, default=40)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--p99-limit", type=float, default=5000.0, help="ms")
@@ -377,7 +379,10 @@ def run(fleet: Fleet, args, steps: list[int], rates: list[float]) -> None:
             cpu0 = proc_cpu_seconds(proc_tree(ws.pid, proc_children()))
             own0 = sum(proc_cpu_seconds([p]) for p in own_pids)
             t_start = time.monotonic()
-            sent = post_at_rate(fleet, rate, args.seconds, customers)
+            # Rate 0: sockets held with heartbeats only (how many one process keeps at all).
+            sent = post_at_rate(fleet, rate, args.seconds, customers) if rate else {}
+            if not rate:
+                time.sleep(args.seconds)
             time.sleep(min(10.0, args.p99_limit / 1000 + 2))  # let the last ones arrive
             span = time.monotonic() - t_start
             cpu = proc_cpu_seconds(proc_tree(ws.pid, proc_children())) - cpu0
@@ -411,9 +416,9 @@ def run(fleet: Fleet, args, steps: list[int], rates: list[float]) -> None:
                 broken.append(f"refused {sum(failures.values())}")
             if closed:
                 broken.append(f"closed {len(closed)}")
-            if delivered < 0.99:
+            if rate and delivered < 0.99:
                 broken.append(f"delivered {delivered:.1%}")
-            if not latencies or p99 > args.p99_limit:
+            if rate and (not latencies or p99 > args.p99_limit):
                 broken.append(f"p99 > {args.p99_limit:.0f} ms")
             line = (
                 f"{connected:7d} {rate:6.0f} {delivered:9.1%} {pct(latencies, 0.5):8.0f} "
@@ -425,11 +430,11 @@ def run(fleet: Fleet, args, steps: list[int], rates: list[float]) -> None:
             )
             lines.append(line)
             print(line, f"(posted {len(sent)}, stored {len(by_id)})", flush=True)
-            if broken:
+            if broken and rate:
                 alive_rates.remove(rate)
                 if closed:
                     print(f"  closed: {sorted(set(closed))[:5]}")
-        if not alive_rates or connected < step:
+        if not alive_rates or connected < step or closed:
             print("stopping: every rate broke or sockets were refused")
             break
     print("\n== summary ==")
