@@ -285,6 +285,11 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=40)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--p99-limit", type=float, default=5000.0, help="ms")
+    parser.add_argument(
+        "--through-balancer",
+        action="store_true",
+        help="open the sockets through nginx instead of straight to daphne",
+    )
     parser.add_argument("--keep-database", action="store_true")
     args = parser.parse_args()
     steps = [int(x) for x in args.steps.split(",")]
@@ -326,7 +331,11 @@ def run(fleet: Fleet, args, steps: list[int], rates: list[float]) -> None:
     sessions = create_sessions(fleet, max(steps))
     print(f"{len(sessions)} agent sessions in {time.monotonic() - t0:.0f} s", flush=True)
     ws = fleet.processes["ws-1"]
-    ws_url = f"ws://{fleet.config.host}:{ws.spec.port}/ws/console/"
+    ws_url = (
+        f"{fleet.ws_url}/ws/console/"
+        if args.through_balancer
+        else f"ws://{fleet.config.host}:{ws.spec.port}/ws/console/"
+    )
     procs, commands, results = [], [], []
     for p in range(args.client_processes):
         cq, rq = mp.Queue(), mp.Queue()
