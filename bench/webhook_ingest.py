@@ -22,26 +22,24 @@ created and migrated, and its webhook/message tables are emptied first.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import http.client
-import json
 import multiprocessing as mp
 import os
-import random
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.loadgen import PHONE_NUMBER_ID, build_bodies, client_process, pct  # noqa: E402
+
 PY = sys.executable
 SECRET = "bench-app-secret"
-PHONE_NUMBER_ID = "100000000000001"
 
 
 def _free_port() -> int:
@@ -74,123 +72,6 @@ def _env(database_url: str, redis_url: str) -> dict[str, str]:
     return env
 
 
-# --- bodies ------------------------------------------------------------------------------------
-
-
-def _corpus_messages() -> list[dict]:
-    corpus = Path(
-        os.environ.get("WHATSAPP_CORPUS_DIR", ROOT.parent / "shared" / "whatsapp-payloads")
-    )
-    wanted = {"text", "image", "audio", "interactive", "location", "document", "button"}
-    found: dict[str, dict] = {}
-    for path in sorted(corpus.rglob("*.json")):
-        try:
-            data = json.loads(path.read_bytes())
-        except ValueError:
-            continue
-        if not isinstance(data, dict) or data.get("object") != "whatsapp_business_account":
-            continue
-        for entry in data.get("entry") or []:
-            for change in entry.get("changes") or []:
-                value = change.get("value") or {}
-                for message in value.get("messages") or []:
-                    kind = message.get("type")
-                    if kind in wanted and kind not in found and message.get("from"):
-                        found[kind] = message
-    # Text dominates real traffic: weight it.
-    return [found["text"]] * 6 + [m for k, m in found.items() if k != "text"]
-
-
-def build_bodies(count: int, per_post: int, customers: int, seed: int) -> list[tuple[bytes, str]]:
-    rng = random.Random(seed)
-    templates = _corpus_messages()
-    now = int(time.time())
-    bodies = []
-    for i in range(count):
-        messages, contacts = [], []
-        for j in range(per_post):
-            msg = json.loads(json.dumps(rng.choice(templates)))
-            wa_id = f"55119{rng.randrange(customers):08d}"
-            msg["from"] = wa_id
-            msg["id"] = f"wamid.BENCH{seed:04d}{i:08d}{j:03d}"
-            msg["timestamp"] = str(now)
-            msg.pop("context", None)
-            messages.append(msg)
-            contacts.append({"profile": {"name": f"Cliente {wa_id[-4:]}"}, "wa_id": wa_id})
-        payload = {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": "102290129340398",
-                    "changes": [
-                        {
-                            "field": "messages",
-                            "value": {
-                                "messaging_product": "whatsapp",
-                                "metadata": {
-                                    "display_phone_number": "551140040000",
-                                    "phone_number_id": PHONE_NUMBER_ID,
-                                },
-                                "contacts": contacts,
-                                "messages": messages,
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
-        raw = json.dumps(payload, separators=(",", ":")).encode()
-        sig = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
-        bodies.append((raw, sig))
-    return bodies
-
-
-# --- load generator ----------------------------------------------------------------------------
-
-
-def _client_process(port, bodies, rate, start_at, threads, out_queue):
-    """Send ``bodies`` at ``rate`` requests/s split over ``threads`` keep-alive connections."""
-    per_thread = [bodies[i::threads] for i in range(threads)]
-    interval = threads / rate
-    results: list[tuple[float, int]] = []
-    lock = threading.Lock()
-
-    def worker(idx: int, chunk):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        local = []
-        offset = idx * (1.0 / rate)
-        for n, (raw, sig) in enumerate(chunk):
-            scheduled = start_at + offset + n * interval
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            try:
-                conn.request(
-                    "POST",
-                    "/webhooks/whatsapp/",
-                    body=raw,
-                    headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig},
-                )
-                response = conn.getresponse()
-                response.read()
-                status = response.status
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                status = 0
-            local.append((time.perf_counter() - scheduled, status))
-        conn.close()
-        with lock:
-            results.extend(local)
-
-    pool = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(per_thread)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    out_queue.put(results)
-
-
 def _wait_http(port: int, timeout: float = 60) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -202,13 +83,6 @@ def _wait_http(port: int, timeout: float = 60) -> None:
         except OSError:
             time.sleep(0.3)
     raise SystemExit("web server did not start")
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:
@@ -254,7 +128,9 @@ def main() -> None:
     posts = int(args.rate * args.duration / args.messages_per_post)
     post_rate = args.rate / args.messages_per_post
     print(f"building {posts} signed bodies ({args.messages_per_post} message(s) each)…")
-    bodies = build_bodies(posts, args.messages_per_post, args.customers, seed=os.getpid() % 9999)
+    bodies = build_bodies(
+        posts, args.messages_per_post, args.customers, seed=os.getpid() % 9999, secret=SECRET
+    )
     total_messages = posts * args.messages_per_post
 
     port = _free_port()
@@ -283,8 +159,9 @@ def main() -> None:
         for p in range(args.client_processes):
             share = bodies[p :: args.client_processes]
             proc = mp.Process(
-                target=_client_process,
+                target=client_process,
                 args=(
+                    "127.0.0.1",
                     port,
                     share,
                     post_rate / args.client_processes,
@@ -302,7 +179,7 @@ def main() -> None:
             proc.join()
         load_end = time.perf_counter()
         wall = load_end - start_at
-        ok = [lat for lat, status in results if status == 200]
+        ok = [lat for _at, lat, status in results if status == 200]
         errors = len(results) - len(ok)
         acked_messages = len(ok) * args.messages_per_post
         print("\n== acknowledgement ==")
@@ -314,9 +191,9 @@ def main() -> None:
         lat_ms = [x * 1000 for x in ok]
         print(
             "latency ms: p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  max {:.1f}  mean {:.1f}".format(
-                _pct(lat_ms, 0.50),
-                _pct(lat_ms, 0.90),
-                _pct(lat_ms, 0.99),
+                pct(lat_ms, 0.50),
+                pct(lat_ms, 0.90),
+                pct(lat_ms, 0.99),
                 max(lat_ms or [float("nan")]),
                 statistics.fmean(lat_ms) if lat_ms else float("nan"),
             )

@@ -120,6 +120,23 @@ def free_port(start: int | None = None, end: int | None = None) -> int:
     raise FleetError(f"no free port between {start} and {end}")
 
 
+# Agents' sockets one balancer must pass: one daphne process holds 4,000 (README "Measured at
+# scale"), and each costs nginx two connections; with 4096 the balancer refused the 2,048th.
+BALANCER_SOCKETS = 8000
+
+
+def balancer_limits() -> tuple[int, int]:
+    """``(worker_rlimit_nofile, worker_connections)`` for the one nginx worker: room for
+    ``BALANCER_SOCKETS`` proxied sockets plus HTTP, within this machine's open-files hard limit
+    (nginx cannot raise its own limit past it)."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    wanted = 2 * BALANCER_SOCKETS + 1024
+    files = wanted + 1024 if hard == resource.RLIM_INFINITY else min(hard, wanted + 1024)
+    return files, min(wanted, files - 256)
+
+
 def _fernet_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
@@ -442,14 +459,17 @@ class Fleet:
             f"        server {c.host}:{p} max_fails=3 fail_timeout=5s;" for p in c.ws_ports
         )
         temp = prefix / "tmp"
+        files, connections = balancer_limits()
         return f"""# Rendered by deploy/fleet.py for the local fleet; the rules are deploy/nginx/locations.conf.
 daemon off;
 master_process on;
 worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log {self.logs}/balancer-error.log warn;
+# Every WebSocket through the balancer holds two connections (the agent's and daphne's).
+worker_rlimit_nofile {files};
 events {{
-    worker_connections 4096;
+    worker_connections {connections};
 }}
 http {{
     access_log {self.logs}/balancer-access.log;

@@ -234,6 +234,23 @@ def test_nginx_accepts_the_compose_config(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+def test_local_balancer_passes_more_sockets_than_a_ws_process_holds(tmp_path):
+    # bench/ws_capacity.py --through-balancer: with worker_connections 4096 nginx refused the
+    # 2,048th socket ("worker_connections are not enough") while daphne alone held 4,000.
+    import resource
+
+    config = fleet.FleetConfig(var_dir=tmp_path, web_ports=[8101], ws_ports=[8201])
+    rendered = fleet.Fleet(config).render_nginx()
+    connections = int(re.search(r"worker_connections (\d+);", rendered).group(1))
+    files = int(re.search(r"worker_rlimit_nofile (\d+);", rendered).group(1))
+    assert "worker_processes 1;" in rendered
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 2 * 4000 + 1024:
+        pytest.skip(f"open-files hard limit {hard} is below what 4,000 sockets need")
+    assert connections >= 2 * 4000 + 256  # two connections per socket, and room for HTTP
+    assert files > connections
+
+
 @pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx-light)")
 def test_nginx_accepts_the_local_fleet_config(tmp_path):
     config = fleet.FleetConfig(var_dir=tmp_path, web_ports=[1, 2], ws_ports=[3], balancer_port=4)
