@@ -108,6 +108,10 @@ def fill(refill: bool) -> None:
                 team.pk,
                 customer_id,
                 0,
+                "",  # intent, escalation_reason, request_kind, request_kind_source:
+                "",  # NOT NULL (blank) columns with no database default
+                "",
+                "",
             )
         )
     copy_rows(
@@ -129,6 +133,10 @@ def fill(refill: bool) -> None:
             "team_id",
             "customer_id",
             "unread_count",
+            "intent",
+            "escalation_reason",
+            "request_kind",
+            "request_kind_source",
         ],
         conv_rows,
     )
