@@ -185,6 +185,9 @@ if DATABASE_URL:
                 "timeout": env_float("DB_POOL_TIMEOUT_SECONDS", 10.0),
             },
         }
+        # The pool checks a connection before handing it out (one empty query): after a
+        # PostgreSQL restart the dead ones are replaced instead of each failing one request.
+        _db["CONN_HEALTH_CHECKS"] = env_bool("DB_CONN_HEALTH_CHECKS", True)
     DATABASES = {"default": _db}
 else:
     DATABASES = {

@@ -57,3 +57,29 @@ def test_an_exhausted_pool_is_logged_with_its_event_name(caplog):
     records = [r for r in caplog.records if getattr(r, "event", "") == dbpool.POOL_EXHAUSTED_EVENT]
     assert len(records) == 1  # the pool timeout, not the unrelated error
     assert records[0].where == "request"
+
+
+@needs_pool
+@pytest.mark.django_db(transaction=True)
+def test_after_the_servers_connections_are_dropped_the_next_query_gets_a_live_one():
+    # What a PostgreSQL restart does to every idle pooled connection of a process: the next
+    # request must get a working connection, not fail on a dead one (CONN_HEALTH_CHECKS).
+    import psycopg
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (before,) = cursor.fetchone()
+    connection.close()  # back to the pool, idle
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    with psycopg.connect(**params, autocommit=True) as other:
+        dropped = other.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
+    assert dropped >= 1
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (after,) = cursor.fetchone()
+    assert after != before

@@ -61,7 +61,11 @@ GEMINI_KEY = "fleet-fake-gemini-key"
 # Production defaults in brackets (ispsupport/settings.py, README "Configuration").
 TIMINGS = {
     "WHATSAPP_HTTP_TIMEOUT_SECONDS": "3",  # read timeout of a Graph call [10]
-    "WHATSAPP_CLAIM_LEASE_SECONDS": "15",  # a dead worker holds its reply this long [60]
+    # A dead worker holds its reply this long [60]. Longer than the PostgreSQL test's outage
+    # (10 s, plus the pool's 5 s waits) less the 5 s recording margin: a reply Meta accepted as
+    # the database went down is recorded when it returns — what the lease is for — instead of
+    # racing the lease's end (then it is sent again: README "Faults", limits).
+    "WHATSAPP_CLAIM_LEASE_SECONDS": "25",
     "WHATSAPP_RETRY_BASE_SECONDS": "1",  # backoff base of transient Graph errors [2]
     "WHATSAPP_OUTBOX_SWEEP_AFTER_SECONDS": "10",  # [60]
     "WHATSAPP_SWEEP_INTERVAL_SECONDS": "5",  # the three sweepers' beat interval [60]
