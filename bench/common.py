@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import os
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,19 @@ def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     index = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
     return values[index]
+
+
+def time_get(client: Any, url: str, n: int) -> list[float]:
+    """Server time in ms of ``n`` GETs of ``url`` through the whole middleware stack (Django's
+    test client, in-process), after one warm-up; each must answer 200."""
+    client.get(url)  # warm-up
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        response = client.get(url)
+        samples.append((time.perf_counter() - t0) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    return samples
 
 
 def fmt(values: list[float]) -> str:

@@ -35,7 +35,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import bench_agents, copy_customers, copy_rows, fmt, setup_django
+from common import bench_agents, copy_customers, copy_rows, fmt, setup_django, time_get
 
 ROOT = Path(__file__).resolve().parents[1]
 # A database of its own: other benchmarks fill (and truncate) ``ispsupport_bench``.
@@ -238,13 +238,7 @@ def time_pages(requests: int) -> dict[str, list[float]]:
     results: dict[str, list[float]] = {}
 
     def measure(name: str, url: str, n: int) -> None:
-        client.get(url)  # warm-up
-        samples = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            response = client.get(url)
-            samples.append((time.perf_counter() - t0) * 1000)
-            assert response.status_code == 200, (url, response.status_code)
+        samples = time_get(client, url, n)
         results[name] = samples
         print(f"{name:<44} {fmt(samples)}")
 

@@ -42,7 +42,17 @@ import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
-from common import ROOT, bench_agents, bench_lock, copy_customers, copy_rows, fmt, pct, setup_django
+from common import (
+    ROOT,
+    bench_agents,
+    bench_lock,
+    copy_customers,
+    copy_rows,
+    fmt,
+    pct,
+    setup_django,
+    time_get,
+)
 
 DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ispsupport_growth"
@@ -422,13 +432,7 @@ def _pages(agent, requests: int) -> dict:
     out: dict[str, list[float]] = {}
 
     def measure(name: str, url: str, n: int) -> None:
-        client.get(url)  # warm-up
-        samples = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            response = client.get(url)
-            samples.append((time.perf_counter() - t0) * 1000)
-            assert response.status_code == 200, (url, response.status_code)
+        samples = time_get(client, url, n)
         out[name] = samples
         log(f"{name:<48} {fmt(samples)}")
 
